@@ -1,0 +1,49 @@
+"""The application factory."""
+
+import logging
+
+from flask import Flask
+
+from .config import load_config
+from .db import create_engines
+from .errors import register_error_handlers
+from .migrate import check_database_current, upgrade_database
+from .store import Store
+from .views import GroupNameConverter, export, health, push
+
+
+def create_app(config_overrides=None):
+    """Build the gateway from PERISKOP_PUSHGATEWAY_* settings (overrides win, for tests)."""
+    config = load_config(overrides=config_overrides)
+    _configure_logging(config["LOG_LEVEL"])
+
+    app = Flask(__name__)
+    app.config.update(config)
+    # Flask rejects larger bodies with 413 before the push is read.
+    app.config["MAX_CONTENT_LENGTH"] = config["MAX_BODY_BYTES"]
+
+    engine, write_engine = create_engines(config)
+    if config["AUTO_MIGRATE"]:
+        upgrade_database(write_engine)
+    else:
+        check_database_current(engine)
+    # Connections opened for the migration are not handed to forked workers.
+    engine.dispose()
+    app.extensions["periskop_pushgateway"] = Store(
+        engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]
+    )
+
+    app.url_map.converters["group"] = GroupNameConverter
+    for view in (push, export, health):
+        app.register_blueprint(view.blueprint)
+    register_error_handlers(app)
+    return app
+
+
+def _configure_logging(level):
+    logger = logging.getLogger("periskop_pushgateway")
+    logger.setLevel(level.upper())
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)

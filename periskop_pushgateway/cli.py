@@ -1,0 +1,73 @@
+"""The `periskop-pushgateway` command: serve the gateway, or upgrade its database."""
+
+import multiprocessing
+
+import click
+from gunicorn.app.base import BaseApplication
+
+from . import __version__
+from .config import load_config
+from .db import create_engines
+from .migrate import upgrade_database
+
+DEFAULT_BIND = "0.0.0.0:7878"
+
+
+def default_workers():
+    # SQLite takes one writer at a time; a few workers keep scrapes and pushes flowing
+    # without queueing many of them on its lock.
+    return min(4, max(2, multiprocessing.cpu_count()))
+
+
+class GatewayServer(BaseApplication):
+    """gunicorn running create_app(), configured from the command line."""
+
+    def __init__(self, options):
+        self._options = options
+        super().__init__()
+
+    def load_config(self):
+        for name, value in self._options.items():
+            self.cfg.set(name, value)
+
+    def load(self):
+        from .app import create_app
+
+        return create_app()
+
+
+@click.group()
+@click.version_option(__version__)
+def main():
+    """Push gateway for Periskop. Settings come from PERISKOP_PUSHGATEWAY_* variables."""
+
+
+@main.command()
+@click.option("--bind", "-b", default=DEFAULT_BIND, show_default=True, multiple=True,
+              help="Address to listen on (host:port or unix:PATH); may be repeated.")
+@click.option("--workers", "-w", default=default_workers, show_default="2 to 4, by CPU count",
+              type=click.IntRange(min=1), help="Number of gunicorn worker processes.")
+@click.option("--timeout", default=30, show_default=True, type=click.IntRange(min=1),
+              help="Seconds before a silent worker is killed and restarted.")
+def serve(bind, workers, timeout):
+    """Serve the gateway with gunicorn."""
+    GatewayServer(
+        {
+            "bind": list(bind),
+            "workers": workers,
+            "timeout": timeout,
+            "graceful_timeout": timeout,
+            # The app (and its database migration) is loaded once, before the workers fork.
+            "preload_app": True,
+            "accesslog": "-",
+            "errorlog": "-",
+        }
+    ).run()
+
+
+@main.command("upgrade-db")
+def upgrade_db():
+    """Create the database, or bring its schema up to date."""
+    _engine, write_engine = create_engines(load_config())
+    revision = upgrade_database(write_engine)
+    click.echo(f"database schema at revision {revision}")

@@ -1,0 +1,63 @@
+"""Settings, each read from a PERISKOP_PUSHGATEWAY_<NAME> environment variable."""
+
+import os
+
+ENV_PREFIX = "PERISKOP_PUSHGATEWAY_"
+
+
+def _text(value):
+    return value
+
+
+def _integer(value):
+    return int(value)
+
+
+def _boolean(value):
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+# name: (default, parser, description) — the README's configuration table mirrors this.
+SETTINGS = {
+    "DATABASE_URL": (
+        "sqlite:///periskop-pushgateway.db",
+        _text,
+        "SQLAlchemy URL of the database; the default is a SQLite file in the working directory.",
+    ),
+    "OCCURRENCES_PER_KEY": (10, _integer, "How many of the newest occurrences are kept per aggregation key."),
+    "MAX_BODY_BYTES": (10 * 1024 * 1024, _integer, "Largest push body accepted, in bytes."),
+    "AUTO_MIGRATE": (True, _boolean, "Bring the database schema up to date when the app starts."),
+    "SQLITE_BUSY_TIMEOUT_MS": (
+        10_000,
+        _integer,
+        "How long a SQLite write waits for another worker's transaction before giving up.",
+    ),
+    "SQLITE_SYNCHRONOUS": (
+        "FULL",
+        _text,
+        "SQLite `synchronous` pragma: FULL makes every acknowledged push survive power loss.",
+    ),
+    "LOG_LEVEL": ("INFO", _text, "Level of the gateway's own log lines."),
+}
+
+
+def load_config(environ=None, overrides=None):
+    """Build the settings mapping from the environment, then apply explicit overrides (tests)."""
+    environ = os.environ if environ is None else environ
+    config = {}
+    for name, (default, parse, _description) in SETTINGS.items():
+        raw = environ.get(ENV_PREFIX + name)
+        if raw is None or raw == "":
+            config[name] = default
+            continue
+        try:
+            config[name] = parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}{name}: {exc}") from None
+    config.update(overrides or {})
+    return config

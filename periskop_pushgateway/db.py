@@ -1,0 +1,63 @@
+"""Database engines: SQLite tuned for several gunicorn workers sharing one file, or any other
+SQLAlchemy URL as it is."""
+
+import os
+import weakref
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import make_url
+
+
+def is_sqlite(engine):
+    return engine.dialect.name == "sqlite"
+
+
+def create_engines(config):
+    """Return (engine, write_engine): the second starts transactions that will write."""
+    url = make_url(config["DATABASE_URL"])
+    if url.get_backend_name() == "sqlite":
+        engine = _create_sqlite_engine(url, config)
+        write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+        write_engine = engine
+    # A pooled connection must never be shared by a forked gunicorn worker and its parent.
+    engine_ref = weakref.ref(engine)
+    os.register_at_fork(after_in_child=lambda: _forget_pool(engine_ref))
+    return engine, write_engine
+
+
+def _forget_pool(engine_ref):
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
+
+
+def _create_sqlite_engine(url, config):
+    busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
+    synchronous = config["SQLITE_SYNCHRONOUS"].upper()
+    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection, _record):
+        # pysqlite's own transaction handling starts transactions late and never for DDL;
+        # turning it off lets the "begin" hook below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL lets scrapes read while a push writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def begin_transaction(connection):
+        # A write takes the lock up front (BEGIN IMMEDIATE): a deferred transaction that
+        # read first could not upgrade to a write while another worker writes, and would
+        # fail at once with "database is locked" instead of waiting its turn.
+        connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    return engine

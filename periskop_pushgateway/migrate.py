@@ -1,0 +1,74 @@
+"""Bringing the database schema up to date with the Alembic migrations in migrations/."""
+
+import importlib.resources
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+log = logging.getLogger(__name__)
+
+# Any constant will do: it only has to be the same in every process of this gateway.
+_POSTGRESQL_MIGRATION_LOCK = 0x7065726973
+
+_SOURCE_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def migrations_directory():
+    """migrations/ is installed as the package periskop_pushgateway.migrations (setup.cfg)."""
+    if (_SOURCE_MIGRATIONS / "env.py").is_file():
+        return str(_SOURCE_MIGRATIONS)
+    return str(importlib.resources.files("periskop_pushgateway.migrations"))
+
+
+def alembic_config(connection=None):
+    config = Config()
+    config.set_main_option("script_location", migrations_directory())
+    config.attributes["connection"] = connection
+    return config
+
+
+def upgrade_database(engine):
+    """Upgrade to the newest schema; safe when several workers start at once.
+
+    The whole upgrade runs in one transaction that first takes the database's write lock
+    (SQLite) or an advisory lock (PostgreSQL): the first worker migrates, the others wait,
+    then find the schema current and do nothing.
+    """
+    with engine.connect() as connection:
+        connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRESQL_MIGRATION_LOCK}
+                )
+            before = MigrationContext.configure(connection).get_current_revision()
+            command.upgrade(alembic_config(connection), "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+    if before != after:
+        log.info("database schema upgraded from %s to %s", before or "empty", after)
+    return after
+
+
+def head_revision():
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class DatabaseNotCurrent(RuntimeError):
+    pass
+
+
+def check_database_current(engine):
+    """Refuse to start on a schema this version does not know, with what to do about it."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    head = head_revision()
+    if current != head:
+        raise DatabaseNotCurrent(
+            f"the database schema is at {current or 'nothing'}, this gateway needs {head}: "
+            "run `periskop-pushgateway upgrade-db` (or set PERISKOP_PUSHGATEWAY_AUTO_MIGRATE=true)"
+        )

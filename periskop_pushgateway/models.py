@@ -1,0 +1,77 @@
+"""The tables. The schema itself is created and changed by the Alembic migrations in migrations/.
+
+Times are integer nanoseconds since the epoch (see timestamps.py).
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Id, primary_key=True),
+    # "" is the default group (the ungrouped endpoints); named groups match GROUP_NAME_PATTERN.
+    Column("name", String(128), nullable=False),
+    # What the Periskop server sees as this group's target; it must not change while counts stand.
+    Column("target_uuid", String(36), nullable=False),
+    # Bumped by every push; lets a worker tell whether its rendered export is still current.
+    Column("revision", BigInteger, nullable=False, default=0),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("last_push_ns", BigInteger, nullable=True),
+    UniqueConstraint("name", name="uq_groups_name"),
+)
+
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("group_id", Id, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("aggregation_key", Text, nullable=False),
+    Column("total_count", BigInteger, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    # When a push last added to the count or brought a new occurrence.
+    Column("last_seen_ns", BigInteger, nullable=False),
+    UniqueConstraint("group_id", "aggregation_key", name="uq_aggregates_group_key"),
+)
+
+# The last cumulative total_count each pushing process reported for a key, so that a
+# re-pushed cumulative state adds only its increase.
+client_counters = Table(
+    "client_counters",
+    metadata,
+    Column(
+        "aggregate_id", Id, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("client_uuid", String(255), primary_key=True),
+    Column("last_total", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+)
+
+occurrences = Table(
+    "occurrences",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("aggregate_id", Id, ForeignKey("aggregates.id", ondelete="CASCADE"), nullable=False),
+    Column("uuid", String(36), nullable=False),
+    Column("timestamp_ns", BigInteger, nullable=False),
+    # The occurrence exactly as exported (JSON), so a scrape only concatenates.
+    Column("body", Text, nullable=False),
+    UniqueConstraint("aggregate_id", "uuid", name="uq_occurrences_aggregate_uuid"),
+    Index("ix_occurrences_aggregate_timestamp", "aggregate_id", "timestamp_ns"),
+)

@@ -1,0 +1,39 @@
+"""The export body, in the shape the Periskop server decodes (PROTOCOL.md, "Export body").
+
+Occurrences are rendered once, when pushed, and stored as JSON text; a scrape only
+joins them into their aggregates.
+"""
+
+import orjson
+
+from .timestamps import format_rfc3339_ns
+
+
+def occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context):
+    return orjson.dumps(
+        {
+            "error": error,
+            "uuid": occurrence_uuid,
+            "timestamp": format_rfc3339_ns(timestamp_ns),
+            "severity": severity,
+            "http_context": http_context,
+        }
+    ).decode()
+
+
+def render_export(target_uuid, aggregates):
+    """aggregates: (aggregation_key, total_count, severity, created_ns, [occurrence JSON, …])
+    in export order. Returns the body as bytes."""
+    parts = [b'{"aggregated_errors":[']
+    for index, (key, total_count, severity, created_ns, bodies) in enumerate(aggregates):
+        if index:
+            parts.append(b",")
+        parts.append(
+            b'{"aggregation_key":%b,"total_count":%d,"severity":%b,"created_at":%b,"latest_errors":['
+            % (orjson.dumps(key), total_count, orjson.dumps(severity),
+               orjson.dumps(format_rfc3339_ns(created_ns)))
+        )
+        parts.append(",".join(bodies).encode())
+        parts.append(b"]}")
+    parts.append(b'],"target_uuid":%b}' % orjson.dumps(target_uuid))
+    return b"".join(parts)

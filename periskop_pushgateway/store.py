@@ -1,0 +1,356 @@
+"""All reading and writing of error aggregates: where a push is counted, and where the export
+is read. Plain SQLAlchemy Core, one transaction per push, a fixed number of statements
+whatever the size of the push."""
+
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from .models import aggregates, client_counters, groups, occurrences
+from .render import render_export
+from .timestamps import now_ns
+
+# The target_uuid exported for a group nothing was ever pushed to. It is replaced by a random
+# one when the first push creates the group: the Periskop server then sees a new target,
+# which is right, as the empty one had no counts.
+_EMPTY_GROUP_NAMESPACE = uuid.UUID("4f7f3c1e-2b8e-4d0c-9a55-6a1d2f3b8c90")
+
+
+@dataclass
+class PushSummary:
+    """What a push changed: the response body of POST /errors."""
+
+    aggregates: int = 0
+    new_occurrences: int = 0
+    count_increase: int = 0
+
+
+@dataclass
+class _AggregateState:
+    """One aggregation key of the group while a push is applied to it."""
+
+    id: int | None
+    total_count: int
+    severity: str
+    created_ns: int
+    last_seen_ns: int
+    changed: bool = False
+    pushed_occurrences: dict = field(default_factory=dict)
+    occurrences_to_insert: list = field(default_factory=list)
+    occurrence_ids_to_delete: list = field(default_factory=list)
+
+
+class Store:
+    def __init__(self, engine, write_engine, occurrences_per_key):
+        self.engine = engine
+        self._write_engine = write_engine
+        self._occurrences_per_key = occurrences_per_key
+
+    def healthy(self):
+        with self.engine.connect() as connection:
+            connection.execute(select(groups.c.id).limit(1)).all()
+        return True
+
+    def ingest(self, group_name, push):
+        """Apply one normalized push (schemas.normalize_push) to a group, atomically."""
+        now = now_ns()
+        with self._write_engine.begin() as connection:
+            group_id = _lock_group(connection, group_name, now)
+            if not push["aggregates"]:
+                return PushSummary()
+            states = _load_states(connection, group_id, push["aggregates"])
+            client = push["target_uuid"]
+            known_totals = _load_counters(connection, client, states) if client else {}
+            pushed_totals, increase = _count(
+                push["aggregates"], states, known_totals, bool(client), now
+            )
+            new_occurrences = _merge_occurrences(
+                connection, states, self._occurrences_per_key, now
+            )
+            if any(state.changed for state in states.values()):
+                _save_aggregates(connection, group_id, states)
+                _save_occurrences(connection, states)
+                # Tells every worker that its rendered export of this group is stale.
+                connection.execute(
+                    update(groups)
+                    .where(groups.c.id == group_id)
+                    .values(revision=groups.c.revision + 1)
+                )
+            _save_counters(connection, client, states, known_totals, pushed_totals, now)
+        return PushSummary(len(states), new_occurrences, increase)
+
+    def export(self, group_name):
+        """The group's export body (bytes), read in one snapshot."""
+        with self.engine.connect() as connection, connection.begin():
+            group = connection.execute(
+                select(groups.c.id, groups.c.target_uuid).where(groups.c.name == group_name)
+            ).first()
+            if group is None:
+                return render_export(str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name)), [])
+            rows = connection.execute(
+                select(
+                    aggregates.c.id,
+                    aggregates.c.aggregation_key,
+                    aggregates.c.total_count,
+                    aggregates.c.severity,
+                    aggregates.c.created_ns,
+                )
+                .where(aggregates.c.group_id == group.id)
+                .order_by(aggregates.c.aggregation_key)
+            ).all()
+            bodies = {row.id: [] for row in rows}
+            for aggregate_id, body in connection.execute(
+                select(occurrences.c.aggregate_id, occurrences.c.body)
+                .join(aggregates, aggregates.c.id == occurrences.c.aggregate_id)
+                .where(aggregates.c.group_id == group.id)
+                .order_by(occurrences.c.timestamp_ns, occurrences.c.id)
+            ):
+                bodies[aggregate_id].append(body)
+        return render_export(
+            group.target_uuid,
+            [
+                (row.aggregation_key, row.total_count, row.severity, row.created_ns, bodies[row.id])
+                for row in rows
+            ],
+        )
+
+
+def _lock_group(connection, name, now):
+    """Create the group if needed and lock its row until the transaction ends.
+
+    Every push to a group starts by updating the group's row, so concurrent pushes to one
+    group are applied one after the other (SQLite's BEGIN IMMEDIATE already serializes all
+    writers; on other databases this row lock does).
+    """
+    touch = (
+        update(groups)
+        .where(groups.c.name == name)
+        .values(last_push_ns=now)
+        .returning(groups.c.id)
+    )
+    group_id = connection.execute(touch).scalar()
+    if group_id is not None:
+        return group_id
+    try:
+        with connection.begin_nested():
+            connection.execute(
+                insert(groups).values(
+                    name=name,
+                    target_uuid=str(uuid.uuid4()),
+                    revision=0,
+                    created_ns=now,
+                    last_push_ns=now,
+                )
+            )
+    except IntegrityError:
+        pass  # another instance created it first
+    return connection.execute(touch).scalar_one()
+
+
+def _load_states(connection, group_id, pushed):
+    keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in pushed))
+    states = {}
+    for row in connection.execute(
+        select(
+            aggregates.c.id,
+            aggregates.c.aggregation_key,
+            aggregates.c.total_count,
+            aggregates.c.severity,
+            aggregates.c.created_ns,
+            aggregates.c.last_seen_ns,
+        ).where(aggregates.c.group_id == group_id, aggregates.c.aggregation_key.in_(keys))
+    ):
+        states[row.aggregation_key] = _AggregateState(
+            row.id, row.total_count, row.severity, row.created_ns, row.last_seen_ns
+        )
+    for aggregate in pushed:
+        key = aggregate["aggregation_key"]
+        if key not in states:
+            states[key] = _AggregateState(
+                None, 0, aggregate["severity"], aggregate["created_ns"], 0, changed=True
+            )
+    return states
+
+
+def _count(pushed, states, known_totals, identified, now):
+    """Add each pushed total_count's increase to its aggregate.
+
+    A process identified by target_uuid pushes its cumulative count: only the part above what
+    it pushed last is new. A count lower than last time means the process restarted, so all
+    of it is new. An anonymous push adds its count as it is.
+    Returns the totals to remember for the pushing process, and the sum of increases.
+    """
+    last_totals = dict(known_totals)
+    increase = 0
+    for aggregate in pushed:
+        key = aggregate["aggregation_key"]
+        state = states[key]
+        total = aggregate["total_count"]
+        last = last_totals.get(key)
+        delta = total - last if last is not None and total >= last else total
+        if identified:
+            last_totals[key] = total
+        if delta:
+            state.total_count += delta
+            state.last_seen_ns = now
+            state.changed = True
+            increase += delta
+        if aggregate["severity"] != state.severity:
+            state.severity = aggregate["severity"]
+            state.changed = True
+        if aggregate["created_ns"] < state.created_ns:
+            state.created_ns = aggregate["created_ns"]
+            state.changed = True
+        for occurrence in aggregate["occurrences"]:
+            state.pushed_occurrences.setdefault(occurrence["uuid"], occurrence)
+    return last_totals, increase
+
+
+def _load_counters(connection, client, states):
+    ids = {state.id: key for key, state in states.items() if state.id is not None}
+    if not ids:
+        return {}
+    rows = connection.execute(
+        select(client_counters.c.aggregate_id, client_counters.c.last_total).where(
+            client_counters.c.client_uuid == client,
+            client_counters.c.aggregate_id.in_(list(ids)),
+        )
+    )
+    return {ids[aggregate_id]: last_total for aggregate_id, last_total in rows}
+
+
+def _merge_occurrences(connection, states, per_key, now):
+    """Plan each aggregate's newest `per_key` occurrences, de-duplicated by uuid.
+
+    Sets each state's occurrences to insert and stored ids to delete; returns how many pushed
+    occurrences will be stored.
+    """
+    touched = [state for state in states.values() if state.pushed_occurrences]
+    stored = {state.id: [] for state in touched if state.id is not None}
+    if stored:
+        for row in connection.execute(
+            select(
+                occurrences.c.id,
+                occurrences.c.aggregate_id,
+                occurrences.c.uuid,
+                occurrences.c.timestamp_ns,
+            ).where(occurrences.c.aggregate_id.in_(list(stored)))
+        ):
+            stored[row.aggregate_id].append(row)
+    new_occurrences = 0
+    for state in touched:
+        rows = stored.get(state.id, ())
+        known = {row.uuid for row in rows}
+        # Newest first; among equal timestamps, what was stored stays ahead of what is pushed.
+        candidates = [((row.timestamp_ns, 1, row.id), row.id, None) for row in rows]
+        candidates += [
+            ((occurrence["timestamp_ns"], 0, -arrival), None, occurrence)
+            for arrival, (occurrence_uuid, occurrence) in enumerate(
+                state.pushed_occurrences.items()
+            )
+            if occurrence_uuid not in known
+        ]
+        candidates.sort(key=lambda candidate: candidate[0], reverse=True)
+        for stored_id, occurrence in (c[1:] for c in candidates[:per_key]):
+            if occurrence is not None:
+                state.occurrences_to_insert.append(occurrence)
+        state.occurrence_ids_to_delete = [c[1] for c in candidates[per_key:] if c[1] is not None]
+        if state.occurrences_to_insert:
+            state.last_seen_ns = now
+            new_occurrences += len(state.occurrences_to_insert)
+        if state.occurrences_to_insert or state.occurrence_ids_to_delete:
+            state.changed = True
+    return new_occurrences
+
+
+def _save_aggregates(connection, group_id, states):
+    new = [(key, state) for key, state in states.items() if state.id is None]
+    if new:
+        rows = connection.execute(
+            insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "group_id": group_id,
+                    "aggregation_key": key,
+                    "total_count": state.total_count,
+                    "severity": state.severity,
+                    "created_ns": state.created_ns,
+                    "last_seen_ns": state.last_seen_ns,
+                }
+                for key, state in new
+            ],
+        )
+        for (_key, state), (new_id,) in zip(new, rows, strict=True):
+            state.id = new_id
+            state.changed = False  # written as it stands
+    changed = [state for state in states.values() if state.changed]
+    if changed:
+        connection.execute(
+            update(aggregates)
+            .where(aggregates.c.id == bindparam("_id"))
+            .values(
+                total_count=bindparam("_total_count"),
+                severity=bindparam("_severity"),
+                created_ns=bindparam("_created_ns"),
+                last_seen_ns=bindparam("_last_seen_ns"),
+            ),
+            [
+                {
+                    "_id": state.id,
+                    "_total_count": state.total_count,
+                    "_severity": state.severity,
+                    "_created_ns": state.created_ns,
+                    "_last_seen_ns": state.last_seen_ns,
+                }
+                for state in changed
+            ],
+        )
+
+
+def _save_occurrences(connection, states):
+    rows = [
+        {
+            "aggregate_id": state.id,
+            "uuid": occurrence["uuid"],
+            "timestamp_ns": occurrence["timestamp_ns"],
+            "body": occurrence["body"],
+        }
+        for state in states.values()
+        for occurrence in state.occurrences_to_insert
+    ]
+    if rows:
+        connection.execute(insert(occurrences), rows)
+    doomed = [stored_id for state in states.values() for stored_id in state.occurrence_ids_to_delete]
+    if doomed:
+        connection.execute(occurrences.delete().where(occurrences.c.id.in_(doomed)))
+
+
+def _save_counters(connection, client, states, known_totals, pushed_totals, now):
+    """Remember the pushing process's latest cumulative totals, and when it last pushed them
+    (stale counters can then be told apart from those of processes still running)."""
+    if not client:
+        return
+    updated = [
+        {"_id": states[key].id, "_total": total}
+        for key, total in pushed_totals.items()
+        if key in known_totals
+    ]
+    if updated:
+        connection.execute(
+            update(client_counters)
+            .where(
+                client_counters.c.aggregate_id == bindparam("_id"),
+                client_counters.c.client_uuid == client,
+            )
+            .values(last_total=bindparam("_total"), updated_ns=now),
+            updated,
+        )
+    created = [
+        {"aggregate_id": states[key].id, "client_uuid": client, "last_total": total, "updated_ns": now}
+        for key, total in pushed_totals.items()
+        if key not in known_totals
+    ]
+    if created:
+        connection.execute(insert(client_counters), created)

@@ -1,0 +1,18 @@
+"""The HTTP endpoints, one blueprint each; they translate HTTP to store calls and back."""
+
+from flask import current_app
+from werkzeug.routing import BaseConverter
+
+
+class GroupNameConverter(BaseConverter):
+    """Group names as they appear in /services/<name>/...; anything else is a 404."""
+
+    regex = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
+
+
+# The ungrouped endpoints (/errors, /-/errors) serve the group with this name.
+DEFAULT_GROUP = ""
+
+
+def current_store():
+    return current_app.extensions["periskop_pushgateway"]

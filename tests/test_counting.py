@@ -1,0 +1,115 @@
+"""PROTOCOL.md's counting rules: increases per (group, pushing process, key)."""
+
+from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
+
+
+def push_count(client, key, total, target_uuid="process-1", group=None, **extra):
+    body = push_body(aggregate(key, total, **extra), target_uuid=target_uuid)
+    response = post(client, body, group)
+    assert response.status_code == 200, response.data
+    return response.get_json()
+
+
+def test_repushing_cumulative_state_does_not_double_count(client):
+    for total in (1, 3, 7):
+        push_count(client, "ValueError@1", total)
+    assert counts(scrape(client)) == {"ValueError@1": 7}
+
+
+def test_repeated_identical_cumulative_push_adds_nothing(client):
+    for _ in range(5):
+        push_count(client, "k", 4)
+    assert counts(scrape(client)) == {"k": 4}
+
+
+def test_restarted_process_with_new_uuid_adds_its_whole_count(client):
+    push_count(client, "k", 5, target_uuid="run-1")
+    push_count(client, "k", 2, target_uuid="run-2")
+    push_count(client, "k", 3, target_uuid="run-2")
+    assert counts(scrape(client)) == {"k": 8}
+
+
+def test_lower_count_from_same_uuid_is_a_counter_reset(client):
+    push_count(client, "k", 5)
+    summary = push_count(client, "k", 2)
+    assert summary["count_increase"] == 2
+    push_count(client, "k", 4)
+    assert counts(scrape(client)) == {"k": 9}
+
+
+def test_anonymous_pushes_add_their_count_as_is(client):
+    for total in (2, 2, 3):
+        post(client, push_body(aggregate("cron", total)))
+    assert counts(scrape(client)) == {"cron": 7}
+
+
+def test_missing_total_count_means_occurrences_in_the_push(client):
+    pushed = {"aggregation_key": "k", "latest_errors": [occurrence("a"), occurrence("b")]}
+    post(client, push_body(pushed))
+    assert counts(scrape(client)) == {"k": 2}
+
+
+def test_keys_are_kept_verbatim_and_counted_independently(client):
+    body = push_body(aggregate("ValueError@1a2b3c4d", 2), aggregate("testing@test", 1),
+                     aggregate("ünïcode key/with spaces", 4), target_uuid="p")
+    post(client, body)
+    assert counts(scrape(client)) == {"ValueError@1a2b3c4d": 2, "testing@test": 1,
+                                      "ünïcode key/with spaces": 4}
+
+
+def test_counters_are_per_process_and_key(client):
+    push_count(client, "a", 3, target_uuid="p1")
+    push_count(client, "b", 3, target_uuid="p1")
+    push_count(client, "a", 3, target_uuid="p2")
+    push_count(client, "a", 4, target_uuid="p1")
+    assert counts(scrape(client)) == {"a": 7, "b": 3}
+
+
+def test_counters_are_per_group(client):
+    push_count(client, "k", 3, group="nightly")
+    push_count(client, "k", 3, group="hourly")
+    push_count(client, "k", 5, group="nightly")
+    assert counts(scrape(client, "nightly")) == {"k": 5}
+    assert counts(scrape(client, "hourly")) == {"k": 3}
+
+
+def test_severity_is_the_latest_pushed(client):
+    push_count(client, "k", 1, severity="warning")
+    assert by_key(scrape(client))["k"]["severity"] == "warning"
+    push_count(client, "k", 1, severity="info")
+    assert by_key(scrape(client))["k"]["severity"] == "info"
+    push_count(client, "k", 2)  # missing means error
+    assert by_key(scrape(client))["k"]["severity"] == "error"
+
+
+def test_go_empty_severity_means_error(client):
+    push_count(client, "k", 1, severity="")
+    assert by_key(scrape(client))["k"]["severity"] == "error"
+
+
+def test_created_at_is_the_earliest_pushed(client):
+    push_count(client, "k", 1, created_at="2026-03-01T10:00:00Z", target_uuid="p1")
+    push_count(client, "k", 1, created_at="2026-02-01T10:00:00+01:00", target_uuid="p2")
+    push_count(client, "k", 1, created_at="2026-04-01T10:00:00Z", target_uuid="p3")
+    assert by_key(scrape(client))["k"]["created_at"] == "2026-02-01T09:00:00Z"
+
+
+def test_created_at_defaults_to_the_earliest_occurrence(client):
+    push_count(client, "k", 2, occurrences=[occurrence(timestamp="2026-05-02T00:00:00Z"),
+                                           occurrence(timestamp="2026-05-01T00:00:00.5Z")])
+    assert by_key(scrape(client))["k"]["created_at"] == "2026-05-01T00:00:00.5Z"
+
+
+def test_push_response_reports_what_changed(client):
+    first = push_count(client, "k", 2, occurrences=[occurrence("a"), occurrence("b")])
+    assert first == {"aggregates": 1, "new_occurrences": 2, "count_increase": 2}
+    second = push_count(client, "k", 2)
+    assert second == {"aggregates": 1, "new_occurrences": 0, "count_increase": 0}
+
+
+def test_empty_push_is_accepted_and_changes_nothing(client):
+    for body in ({}, {"aggregated_errors": None}, {"aggregated_errors": [], "target_uuid": "p"}):
+        response = post(client, body)
+        assert response.status_code == 200
+        assert response.get_json() == {"aggregates": 0, "new_occurrences": 0, "count_increase": 0}
+    assert scrape(client)["aggregated_errors"] == []
