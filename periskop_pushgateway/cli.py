@@ -43,12 +43,29 @@ def main():
 
 
 @main.command()
-@click.option("--bind", "-b", default=DEFAULT_BIND, show_default=True, multiple=True,
-              help="Address to listen on (host:port or unix:PATH); may be repeated.")
-@click.option("--workers", "-w", default=default_workers, show_default="2 to 4, by CPU count",
-              type=click.IntRange(min=1), help="Number of gunicorn worker processes.")
-@click.option("--timeout", default=30, show_default=True, type=click.IntRange(min=1),
-              help="Seconds before a silent worker is killed and restarted.")
+@click.option(
+    "--bind",
+    "-b",
+    default=DEFAULT_BIND,
+    show_default=True,
+    multiple=True,
+    help="Address to listen on (host:port or unix:PATH); may be repeated.",
+)
+@click.option(
+    "--workers",
+    "-w",
+    default=default_workers,
+    show_default="2 to 4, by CPU count",
+    type=click.IntRange(min=1),
+    help="Number of gunicorn worker processes.",
+)
+@click.option(
+    "--timeout",
+    default=30,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds before a silent worker is killed and restarted.",
+)
 def serve(bind, workers, timeout):
     """Serve the gateway with gunicorn."""
     GatewayServer(

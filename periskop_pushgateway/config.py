@@ -9,8 +9,11 @@ def _text(value):
     return value
 
 
-def _integer(value):
-    return int(value)
+def _positive_integer(value):
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"expected a positive whole number, got {value!r}")
+    return number
 
 
 def _boolean(value):
@@ -29,12 +32,20 @@ SETTINGS = {
         _text,
         "SQLAlchemy URL of the database; the default is a SQLite file in the working directory.",
     ),
-    "OCCURRENCES_PER_KEY": (10, _integer, "How many of the newest occurrences are kept per aggregation key."),
-    "MAX_BODY_BYTES": (10 * 1024 * 1024, _integer, "Largest push body accepted, in bytes."),
+    "OCCURRENCES_PER_KEY": (
+        10,
+        _positive_integer,
+        "How many of the newest occurrences are kept per aggregation key.",
+    ),
+    "MAX_BODY_BYTES": (
+        10 * 1024 * 1024,
+        _positive_integer,
+        "Largest push body accepted, in bytes.",
+    ),
     "AUTO_MIGRATE": (True, _boolean, "Bring the database schema up to date when the app starts."),
     "SQLITE_BUSY_TIMEOUT_MS": (
         10_000,
-        _integer,
+        _positive_integer,
         "How long a SQLite write waits for another worker's transaction before giving up.",
     ),
     "SQLITE_SYNCHRONOUS": (

@@ -2,6 +2,8 @@
 SQLAlchemy URL as it is."""
 
 import os
+import sqlite3
+import time
 import weakref
 
 from sqlalchemy import create_engine, event
@@ -16,6 +18,11 @@ def create_engines(config):
     """Return (engine, write_engine): the second starts transactions that will write."""
     url = make_url(config["DATABASE_URL"])
     if url.get_backend_name() == "sqlite":
+        if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
+            raise ValueError(
+                "an in-memory SQLite database would lose every push: "
+                "give PERISKOP_PUSHGATEWAY_DATABASE_URL a file, e.g. sqlite:////var/lib/periskop/gateway.db"
+            )
         engine = _create_sqlite_engine(url, config)
         write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
     else:
@@ -37,7 +44,9 @@ def _create_sqlite_engine(url, config):
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
     synchronous = config["SQLITE_SYNCHRONOUS"].upper()
     if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise ValueError(f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}")
+        raise ValueError(
+            f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}"
+        )
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine, "connect")
@@ -46,8 +55,7 @@ def _create_sqlite_engine(url, config):
         # turning it off lets the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL lets scrapes read while a push writes.
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -61,3 +69,22 @@ def _create_sqlite_engine(url, config):
         connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+def _use_wal(cursor, timeout):
+    """Put the database file in WAL mode (it stays so), so scrapes read while a push writes.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite reports "database is
+    locked" at once, without waiting, when several workers open the new file together.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

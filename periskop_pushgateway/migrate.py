@@ -15,14 +15,14 @@ log = logging.getLogger(__name__)
 # Any constant will do: it only has to be the same in every process of this gateway.
 _POSTGRESQL_MIGRATION_LOCK = 0x7065726973
 
-_SOURCE_MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
 
 def migrations_directory():
-    """migrations/ is installed as the package periskop_pushgateway.migrations (setup.cfg)."""
-    if (_SOURCE_MIGRATIONS / "env.py").is_file():
-        return str(_SOURCE_MIGRATIONS)
-    return str(importlib.resources.files("periskop_pushgateway.migrations"))
+    """migrations/ is installed as the package periskop_pushgateway.migrations (setup.cfg);
+    a source tree that was never installed uses it where it stands."""
+    try:
+        return str(importlib.resources.files("periskop_pushgateway.migrations"))
+    except ModuleNotFoundError:
+        return str(Path(__file__).resolve().parent.parent / "migrations")
 
 
 def alembic_config(connection=None):

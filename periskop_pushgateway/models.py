@@ -55,9 +55,7 @@ aggregates = Table(
 client_counters = Table(
     "client_counters",
     metadata,
-    Column(
-        "aggregate_id", Id, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True
-    ),
+    Column("aggregate_id", Id, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True),
     Column("client_uuid", String(255), primary_key=True),
     Column("last_total", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),

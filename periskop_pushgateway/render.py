@@ -30,8 +30,12 @@ def render_export(target_uuid, aggregates):
             parts.append(b",")
         parts.append(
             b'{"aggregation_key":%b,"total_count":%d,"severity":%b,"created_at":%b,"latest_errors":['
-            % (orjson.dumps(key), total_count, orjson.dumps(severity),
-               orjson.dumps(format_rfc3339_ns(created_ns)))
+            % (
+                orjson.dumps(key),
+                total_count,
+                orjson.dumps(severity),
+                orjson.dumps(format_rfc3339_ns(created_ns)),
+            )
         )
         parts.append(",".join(bodies).encode())
         parts.append(b"]}")

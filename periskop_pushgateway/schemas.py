@@ -280,9 +280,7 @@ def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
         if occurrence_uuid is None:
-            occurrence_uuid = _derived_uuid(
-                occurrence, target_uuid, aggregation_key, seen_content
-            )
+            occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
         if timestamp_ns is None:
             timestamp_ns = received_ns
         body = occurrence_json(
@@ -307,8 +305,14 @@ def _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content):
     if target_uuid is None:
         return str(uuid.uuid4())
     content = orjson.dumps(
-        [target_uuid, aggregation_key, occurrence["timestamp"], occurrence["severity"],
-         occurrence["error"], occurrence["http_context"]],
+        [
+            target_uuid,
+            aggregation_key,
+            occurrence["timestamp"],
+            occurrence["severity"],
+            occurrence["error"],
+            occurrence["http_context"],
+        ],
         option=orjson.OPT_SORT_KEYS,
     )
     rank = seen_content.get(content, 0)

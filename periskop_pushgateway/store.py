@@ -66,9 +66,7 @@ class Store:
             pushed_totals, increase = _count(
                 push["aggregates"], states, known_totals, bool(client), now
             )
-            new_occurrences = _merge_occurrences(
-                connection, states, self._occurrences_per_key, now
-            )
+            new_occurrences = _merge_occurrences(connection, states, self._occurrences_per_key, now)
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
@@ -125,10 +123,7 @@ def _lock_group(connection, name, now):
     writers; on other databases this row lock does).
     """
     touch = (
-        update(groups)
-        .where(groups.c.name == name)
-        .values(last_push_ns=now)
-        .returning(groups.c.id)
+        update(groups).where(groups.c.name == name).values(last_push_ns=now).returning(groups.c.id)
     )
     group_id = connection.execute(touch).scalar()
     if group_id is not None:
@@ -253,10 +248,9 @@ def _merge_occurrences(connection, states, per_key, now):
             if occurrence_uuid not in known
         ]
         candidates.sort(key=lambda candidate: candidate[0], reverse=True)
-        for stored_id, occurrence in (c[1:] for c in candidates[:per_key]):
-            if occurrence is not None:
-                state.occurrences_to_insert.append(occurrence)
-        state.occurrence_ids_to_delete = [c[1] for c in candidates[per_key:] if c[1] is not None]
+        kept, dropped = candidates[:per_key], candidates[per_key:]
+        state.occurrences_to_insert = [pushed for _, _, pushed in kept if pushed is not None]
+        state.occurrence_ids_to_delete = [row_id for _, row_id, _ in dropped if row_id is not None]
         if state.occurrences_to_insert:
             state.last_seen_ns = now
             new_occurrences += len(state.occurrences_to_insert)
@@ -322,7 +316,9 @@ def _save_occurrences(connection, states):
     ]
     if rows:
         connection.execute(insert(occurrences), rows)
-    doomed = [stored_id for state in states.values() for stored_id in state.occurrence_ids_to_delete]
+    doomed = [
+        stored_id for state in states.values() for stored_id in state.occurrence_ids_to_delete
+    ]
     if doomed:
         connection.execute(occurrences.delete().where(occurrences.c.id.in_(doomed)))
 
@@ -348,7 +344,12 @@ def _save_counters(connection, client, states, known_totals, pushed_totals, now)
             updated,
         )
     created = [
-        {"aggregate_id": states[key].id, "client_uuid": client, "last_total": total, "updated_ns": now}
+        {
+            "aggregate_id": states[key].id,
+            "client_uuid": client,
+            "last_total": total,
+            "updated_ns": now,
+        }
         for key, total in pushed_totals.items()
         if key not in known_totals
     ]

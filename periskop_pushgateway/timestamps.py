@@ -46,7 +46,8 @@ def format_rfc3339_ns(ns):
     """Format like Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
     seconds, nanos = divmod(ns, 10**9)
     t = time.gmtime(seconds)
-    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
+    text += f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
     if nanos:
         text += "." + f"{nanos:09d}".rstrip("0")
     return text + "Z"

@@ -4,11 +4,16 @@ import json
 import uuid
 
 
-def occurrence(message="boom", *, uuid_=None, timestamp="2026-01-01T00:00:00Z", cls="ValueError",
-               **extra):
+def occurrence(
+    message="boom", *, uuid_=None, timestamp="2026-01-01T00:00:00Z", cls="ValueError", **extra
+):
     return {
-        "error": {"class": cls, "message": message, "stacktrace": ["line 1", "line 2"],
-                  "cause": None},
+        "error": {
+            "class": cls,
+            "message": message,
+            "stacktrace": ["line 1", "line 2"],
+            "cause": None,
+        },
         "uuid": uuid_ or str(uuid.uuid4()),
         "timestamp": timestamp,
         "severity": "error",
@@ -18,8 +23,12 @@ def occurrence(message="boom", *, uuid_=None, timestamp="2026-01-01T00:00:00Z", 
 
 
 def aggregate(key, total_count, occurrences=(), **extra):
-    return {"aggregation_key": key, "total_count": total_count,
-            "latest_errors": list(occurrences), **extra}
+    return {
+        "aggregation_key": key,
+        "total_count": total_count,
+        "latest_errors": list(occurrences),
+        **extra,
+    }
 
 
 def push_body(*aggregates, target_uuid=None):

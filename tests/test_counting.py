@@ -50,11 +50,18 @@ def test_missing_total_count_means_occurrences_in_the_push(client):
 
 
 def test_keys_are_kept_verbatim_and_counted_independently(client):
-    body = push_body(aggregate("ValueError@1a2b3c4d", 2), aggregate("testing@test", 1),
-                     aggregate("ünïcode key/with spaces", 4), target_uuid="p")
+    body = push_body(
+        aggregate("ValueError@1a2b3c4d", 2),
+        aggregate("testing@test", 1),
+        aggregate("ünïcode key/with spaces", 4),
+        target_uuid="p",
+    )
     post(client, body)
-    assert counts(scrape(client)) == {"ValueError@1a2b3c4d": 2, "testing@test": 1,
-                                      "ünïcode key/with spaces": 4}
+    assert counts(scrape(client)) == {
+        "ValueError@1a2b3c4d": 2,
+        "testing@test": 1,
+        "ünïcode key/with spaces": 4,
+    }
 
 
 def test_counters_are_per_process_and_key(client):
@@ -95,8 +102,15 @@ def test_created_at_is_the_earliest_pushed(client):
 
 
 def test_created_at_defaults_to_the_earliest_occurrence(client):
-    push_count(client, "k", 2, occurrences=[occurrence(timestamp="2026-05-02T00:00:00Z"),
-                                           occurrence(timestamp="2026-05-01T00:00:00.5Z")])
+    push_count(
+        client,
+        "k",
+        2,
+        occurrences=[
+            occurrence(timestamp="2026-05-02T00:00:00Z"),
+            occurrence(timestamp="2026-05-01T00:00:00.5Z"),
+        ],
+    )
     assert by_key(scrape(client))["k"]["created_at"] == "2026-05-01T00:00:00.5Z"
 
 

@@ -18,8 +18,11 @@ def test_each_group_has_its_own_stable_target_uuid(client):
     post(client, push_body(aggregate("k", 1)), group="a")
     post(client, push_body(aggregate("k", 1)), group="b")
     post(client, push_body(aggregate("k", 1)))
-    uuids = [scrape(client, "a")["target_uuid"], scrape(client, "b")["target_uuid"],
-             scrape(client)["target_uuid"]]
+    uuids = [
+        scrape(client, "a")["target_uuid"],
+        scrape(client, "b")["target_uuid"],
+        scrape(client)["target_uuid"],
+    ]
     assert len(set(uuids)) == 3
     post(client, push_body(aggregate("k", 9)), group="a")
     assert scrape(client, "a")["target_uuid"] == uuids[0]

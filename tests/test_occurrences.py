@@ -17,8 +17,9 @@ def stamp(second):
 
 
 def test_occurrences_keep_their_own_uuid_and_timestamp(client):
-    pushed = occurrence(uuid_="5d9893c6-51d6-11ea-8aad-f894c260afe5",
-                        timestamp="2020-02-17T22:42:45.123456789Z")
+    pushed = occurrence(
+        uuid_="5d9893c6-51d6-11ea-8aad-f894c260afe5", timestamp="2020-02-17T22:42:45.123456789Z"
+    )
     post(client, push_body(aggregate("k", 1, [pushed]), target_uuid="p"))
     [exported] = exported_occurrences(client)
     assert exported["uuid"] == "5d9893c6-51d6-11ea-8aad-f894c260afe5"
@@ -26,11 +27,15 @@ def test_occurrences_keep_their_own_uuid_and_timestamp(client):
 
 
 def test_timestamps_are_exported_in_utc_with_z(client):
-    pushed = [occurrence(timestamp="2026-06-01T12:00:00.250+02:00"),
-              occurrence(timestamp="2026-06-01T12:00:01-00:30")]
+    pushed = [
+        occurrence(timestamp="2026-06-01T12:00:00.250+02:00"),
+        occurrence(timestamp="2026-06-01T12:00:01-00:30"),
+    ]
     post(client, push_body(aggregate("k", 2, pushed)))
     assert [o["timestamp"] for o in exported_occurrences(client)] == [
-        "2026-06-01T10:00:00.25Z", "2026-06-01T12:30:01Z"]
+        "2026-06-01T10:00:00.25Z",
+        "2026-06-01T12:30:01Z",
+    ]
 
 
 def test_only_the_newest_ten_are_kept_oldest_first(client):
@@ -49,8 +54,12 @@ def test_newest_n_is_configurable(make_app):
 
 
 def test_an_old_occurrence_pushed_late_does_not_displace_newer_ones(client):
-    post(client, push_body(aggregate("k", 10, [occurrence(str(s), timestamp=stamp(s + 10))
-                                               for s in range(10)])))
+    post(
+        client,
+        push_body(
+            aggregate("k", 10, [occurrence(str(s), timestamp=stamp(s + 10)) for s in range(10)])
+        ),
+    )
     response = post(client, push_body(aggregate("k", 1, [occurrence("old", timestamp=stamp(1))])))
     assert response.get_json()["new_occurrences"] == 0
     messages = [o["error"]["message"] for o in exported_occurrences(client)]
@@ -62,14 +71,23 @@ def test_occurrences_are_deduplicated_by_uuid(client):
     post(client, push_body(aggregate("k", 1, [same]), target_uuid="p"))
     again = dict(same, error={**same["error"], "message": "changed"})
     post(client, push_body(aggregate("k", 2, [again, occurrence("other")]), target_uuid="p"))
-    assert sorted(o["error"]["message"] for o in exported_occurrences(client)) == [
-        "first", "other"]
+    assert sorted(o["error"]["message"] for o in exported_occurrences(client)) == ["first", "other"]
 
 
 def test_uuids_are_compared_in_canonical_form(client):
-    post(client, push_body(aggregate("k", 1, [
-        occurrence(uuid_="AAAAAAAA-1111-1111-1111-111111111111"),
-        occurrence(uuid_="aaaaaaaa-1111-1111-1111-111111111111")])))
+    post(
+        client,
+        push_body(
+            aggregate(
+                "k",
+                1,
+                [
+                    occurrence(uuid_="AAAAAAAA-1111-1111-1111-111111111111"),
+                    occurrence(uuid_="aaaaaaaa-1111-1111-1111-111111111111"),
+                ],
+            )
+        ),
+    )
     [exported] = exported_occurrences(client)
     assert exported["uuid"] == "aaaaaaaa-1111-1111-1111-111111111111"
 
@@ -84,13 +102,19 @@ def test_null_http_context_and_null_cause_round_trip(client):
 def test_cause_chains_are_kept_in_order(client):
     pushed = occurrence()
     pushed["error"]["cause"] = {
-        "class": "IOError", "message": "disk", "stacktrace": ["a"],
-        "cause": {"class": "OSError", "message": "errno 28", "stacktrace": None, "cause": None}}
+        "class": "IOError",
+        "message": "disk",
+        "stacktrace": ["a"],
+        "cause": {"class": "OSError", "message": "errno 28", "stacktrace": None, "cause": None},
+    }
     post(client, push_body(aggregate("k", 1, [pushed])))
     cause = exported_occurrences(client)[0]["error"]["cause"]
-    assert cause == {"class": "IOError", "message": "disk", "stacktrace": ["a"],
-                     "cause": {"class": "OSError", "message": "errno 28", "stacktrace": None,
-                               "cause": None}}
+    assert cause == {
+        "class": "IOError",
+        "message": "disk",
+        "stacktrace": ["a"],
+        "cause": {"class": "OSError", "message": "errno 28", "stacktrace": None, "cause": None},
+    }
 
 
 def test_string_cause_from_old_ruby_clients_is_exported_as_an_object(client):
@@ -98,17 +122,28 @@ def test_string_cause_from_old_ruby_clients_is_exported_as_an_object(client):
     pushed["error"]["cause"] = "#<RuntimeError: connection reset>"
     post(client, push_body(aggregate("k", 1, [pushed])))
     assert exported_occurrences(client)[0]["error"]["cause"] == {
-        "class": None, "message": "#<RuntimeError: connection reset>", "stacktrace": None,
-        "cause": None}
+        "class": None,
+        "message": "#<RuntimeError: connection reset>",
+        "stacktrace": None,
+        "cause": None,
+    }
 
 
 def test_scala_message_only_report_without_class(client):
-    pushed = {"error": {"message": "cache refreshed"}, "uuid": str(uuid.uuid4()),
-              "timestamp": "2026-01-01T12:00:00.123+01:00", "severity": "info"}
+    pushed = {
+        "error": {"message": "cache refreshed"},
+        "uuid": str(uuid.uuid4()),
+        "timestamp": "2026-01-01T12:00:00.123+01:00",
+        "severity": "info",
+    }
     post(client, push_body(aggregate("cache refreshed", 1, [pushed], severity="info")))
     [exported] = exported_occurrences(client, "cache refreshed")
-    assert exported["error"] == {"class": None, "message": "cache refreshed", "stacktrace": None,
-                                 "cause": None}
+    assert exported["error"] == {
+        "class": None,
+        "message": "cache refreshed",
+        "stacktrace": None,
+        "cause": None,
+    }
     assert exported["timestamp"] == "2026-01-01T11:00:00.123Z"
     assert exported["http_context"] is None
 
@@ -123,7 +158,10 @@ def test_null_message_from_jvm_exceptions_is_kept_null(client):
 def test_go_nil_uuid_and_zero_time_mean_absent(client):
     nil = "00000000-0000-0000-0000-000000000000"
     zero = "0001-01-01T00:00:00Z"
-    pushed = [occurrence("a", uuid_=nil, timestamp=zero), occurrence("b", uuid_=nil, timestamp=zero)]
+    pushed = [
+        occurrence("a", uuid_=nil, timestamp=zero),
+        occurrence("b", uuid_=nil, timestamp=zero),
+    ]
     post(client, push_body(aggregate("k", 2, pushed), target_uuid="go-process"))
     exported = exported_occurrences(client)
     assert len(exported) == 2  # not merged by de-duplication
@@ -155,25 +193,38 @@ def test_non_uuid_identifiers_are_mapped_to_uuids(client):
     assert str(uuid.UUID(exported["uuid"])) == exported["uuid"]
 
 
-@pytest.mark.parametrize("value, exported", [
-    (["a", "b"], "a, b"),
-    ([1, "x", None], "1, x, null"),
-    (42, "42"),
-    (True, "true"),
-    (None, ""),
-    ({"nested": 1}, '{"nested":1}'),
-])
+@pytest.mark.parametrize(
+    "value, exported",
+    [
+        (["a", "b"], "a, b"),
+        ([1, "x", None], "1, x, null"),
+        (42, "42"),
+        (True, "true"),
+        (None, ""),
+        ({"nested": 1}, '{"nested":1}'),
+    ],
+)
 def test_header_values_are_exported_as_strings(client, value, exported):
-    context = {"request_method": "GET", "request_url": "http://x/",
-               "request_headers": {"X-Odd": value, "Accept": "*/*"}, "request_body": None}
+    context = {
+        "request_method": "GET",
+        "request_url": "http://x/",
+        "request_headers": {"X-Odd": value, "Accept": "*/*"},
+        "request_body": None,
+    }
     post(client, push_body(aggregate("k", 1, [occurrence(http_context=context)])))
     headers = exported_occurrences(client)[0]["http_context"]["request_headers"]
     assert headers == {"X-Odd": exported, "Accept": "*/*"}
 
 
 def test_null_stacktrace_and_headers_from_go_clients(client):
-    pushed = occurrence(http_context={"request_method": "POST", "request_url": "http://x",
-                                      "request_headers": None, "request_body": "a=1"})
+    pushed = occurrence(
+        http_context={
+            "request_method": "POST",
+            "request_url": "http://x",
+            "request_headers": None,
+            "request_body": "a=1",
+        }
+    )
     pushed["error"]["stacktrace"] = None
     post(client, push_body(aggregate("k", 1, [pushed])))
     [exported] = exported_occurrences(client)
@@ -183,12 +234,24 @@ def test_null_stacktrace_and_headers_from_go_clients(client):
 
 
 def test_python_and_go_stacktraces_and_unicode_survive_verbatim(client):
-    stacktrace = ["Traceback (most recent call last):", '  File "job.py", line 3, in <module>',
-                  "    1 / 0", "    ~~^^~", "ZeroDivisionError: division by zero",
-                  "main.main()\n\t/src/main.go:12 +0x1d", "ünïcödé ✓ \u2028"]
-    pushed = occurrence("ünïcödé", http_context={"request_method": "GET",
-                                                 "request_url": "http://x/ä",
-                                                 "request_headers": {}, "request_body": "✓"})
+    stacktrace = [
+        "Traceback (most recent call last):",
+        '  File "job.py", line 3, in <module>',
+        "    1 / 0",
+        "    ~~^^~",
+        "ZeroDivisionError: division by zero",
+        "main.main()\n\t/src/main.go:12 +0x1d",
+        "ünïcödé ✓ \u2028",
+    ]
+    pushed = occurrence(
+        "ünïcödé",
+        http_context={
+            "request_method": "GET",
+            "request_url": "http://x/ä",
+            "request_headers": {},
+            "request_body": "✓",
+        },
+    )
     pushed["error"]["stacktrace"] = stacktrace
     post(client, push_body(aggregate("k", 1, [pushed])))
     [exported] = exported_occurrences(client)

@@ -42,9 +42,12 @@ def test_export_answers_with_and_without_trailing_slash(client, seed_push):
 
 def test_push_is_accepted_under_any_content_type(client):
     body = json.dumps(push_body(aggregate("k", 1, [occurrence()]), target_uuid="c1"))
-    for headers in ({}, {"Content-Type": "application/json"},
-                    {"Content-Type": "application/x-www-form-urlencoded"},
-                    {"Content-Type": "text/plain; charset=utf-8"}):
+    for headers in (
+        {},
+        {"Content-Type": "application/json"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "text/plain; charset=utf-8"},
+    ):
         assert client.post("/errors", data=body, headers=headers).status_code == 200
     assert scrape(client)["aggregated_errors"][0]["total_count"] == 1
 

@@ -30,9 +30,7 @@ def upgrade():
     op.create_table(
         "aggregates",
         sa.Column("id", Id, primary_key=True),
-        sa.Column(
-            "group_id", Id, sa.ForeignKey("groups.id", ondelete="CASCADE"), nullable=False
-        ),
+        sa.Column("group_id", Id, sa.ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
         sa.Column("aggregation_key", sa.Text, nullable=False),
         sa.Column("total_count", sa.BigInteger, nullable=False),
         sa.Column("severity", sa.String(16), nullable=False),

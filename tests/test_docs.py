@@ -1,0 +1,36 @@
+"""The README states what the code does: its settings and its test command."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+
+
+def test_readme_documents_every_setting_with_its_default():
+    documented = dict(re.findall(r"^\| `(PERISKOP_PUSHGATEWAY_\w+)` \| `([^`]*)` \|", README, re.M))
+    assert set(documented) == {ENV_PREFIX + name for name in SETTINGS}
+    for name, (default, _parse, _description) in SETTINGS.items():
+        assert documented[ENV_PREFIX + name].lower() == str(default).lower()
+
+
+def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
+    commands = re.findall(r"^```sh\n(.*?)\n```", README, re.M | re.S)
+    assert len(commands) == 2
+    run, test = commands
+    assert "periskop-pushgateway serve" in run
+    assert "pytest" in test
+    assert test in (REPO / ".ci" / "run").read_text()
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("OCCURRENCES_PER_KEY", "0"), ("AUTO_MIGRATE", "maybe"), ("MAX_BODY_BYTES", "lots")],
+)
+def test_bad_settings_are_named_when_refused(name, value):
+    with pytest.raises(ValueError, match=ENV_PREFIX + name):
+        load_config({ENV_PREFIX + name: value})

@@ -1,0 +1,107 @@
+"""State lives in the database: restarts keep it, and the schema is managed by migrations."""
+
+import multiprocessing
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from periskop_pushgateway import create_app
+from periskop_pushgateway.migrate import DatabaseNotCurrent, head_revision
+
+from .helpers import aggregate, counts, occurrence, post, push_body, scrape
+
+
+def test_export_is_identical_after_a_restart(make_app):
+    client = make_app().test_client()
+    post(client, push_body(aggregate("k", 3, [occurrence()]), target_uuid="p"))
+    post(client, push_body(aggregate("k", 1)), group="g")
+    before = client.get("/-/errors").data, client.get("/services/g/-/errors").data
+
+    restarted = make_app().test_client()
+    assert (restarted.get("/-/errors").data, restarted.get("/services/g/-/errors").data) == before
+
+
+def test_counters_survive_a_restart(make_app):
+    post(make_app().test_client(), push_body(aggregate("k", 3), target_uuid="p"))
+    client = make_app().test_client()
+    post(client, push_body(aggregate("k", 5), target_uuid="p"))
+    assert counts(scrape(client)) == {"k": 5}
+
+
+def test_the_database_file_is_created_with_the_current_schema(tmp_path):
+    path = tmp_path / "new" / "gateway.db"
+    path.parent.mkdir()
+    create_app({"DATABASE_URL": f"sqlite:///{path}"})
+    with sqlite3.connect(path) as connection:
+        [(revision,)] = connection.execute("SELECT version_num FROM alembic_version")
+        journal_mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    assert revision == head_revision()
+    assert journal_mode == "wal"
+
+
+def test_without_auto_migrate_an_old_schema_refuses_to_start(database_url):
+    with pytest.raises(DatabaseNotCurrent, match="upgrade-db"):
+        create_app({"DATABASE_URL": database_url, "AUTO_MIGRATE": False})
+
+
+def test_upgrade_db_command_then_start_without_auto_migrate(database_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "periskop_pushgateway", "upgrade-db"],
+        env={"PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url, "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"revision {head_revision()}" in result.stdout
+    client = create_app({"DATABASE_URL": database_url, "AUTO_MIGRATE": False}).test_client()
+    assert post(client, push_body(aggregate("k", 1))).status_code == 200
+
+
+def _start_gateway(database_url, barrier):
+    barrier.wait()
+    create_app({"DATABASE_URL": database_url})
+
+
+@pytest.mark.parametrize("attempt", range(30))
+def test_workers_starting_at_once_on_a_new_file_migrate_it_once(tmp_path, attempt):
+    database_url = f"sqlite:///{tmp_path / 'new.db'}"
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(6)
+    processes = [
+        context.Process(target=_start_gateway, args=(database_url, barrier)) for _ in range(6)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    assert [process.exitcode for process in processes] == [0] * 6
+    client = create_app({"DATABASE_URL": database_url, "AUTO_MIGRATE": False}).test_client()
+    assert post(client, push_body(aggregate("k", 1))).status_code == 200
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(url):
+    with pytest.raises(ValueError, match="in-memory"):
+        create_app({"DATABASE_URL": url})
+
+
+def test_health_is_503_while_the_database_is_unreachable(tmp_path):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    app = create_app({"DATABASE_URL": f"sqlite:///{folder / 'gateway.db'}"})
+    client = app.test_client()
+    assert client.get("/-/health").status_code == 200
+
+    app.extensions["periskop_pushgateway"].engine.dispose()
+    folder.rename(tmp_path / "moved")
+    response = client.get("/-/health")
+    assert response.status_code == 503
+    push = post(client, push_body(aggregate("k", 1)))
+    assert push.status_code == 503
+    assert push.headers["Retry-After"] == "1"
+
+    (tmp_path / "moved").rename(folder)
+    assert client.get("/-/health").status_code == 200
+    assert post(client, push_body(aggregate("k", 1))).status_code == 200
