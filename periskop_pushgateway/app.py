@@ -3,6 +3,7 @@
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
 from .db import create_engines
@@ -32,6 +33,10 @@ def create_app(config_overrides=None):
     app.extensions["periskop_pushgateway"] = Store(
         engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]
     )
+
+    if config["PROXY_HOPS"]:
+        hops = config["PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     app.url_map.converters["group"] = GroupNameConverter
     for view in (push, export, health):

@@ -16,6 +16,13 @@ def _positive_integer(value):
     return number
 
 
+def _count(value):
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"expected a whole number, 0 or more, got {value!r}")
+    return number
+
+
 def _boolean(value):
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -52,6 +59,16 @@ SETTINGS = {
         "FULL",
         _text,
         "SQLite `synchronous` pragma: FULL makes every acknowledged push survive power loss.",
+    ),
+    "SQLITE_WAL_LIMIT_BYTES": (
+        64 * 1024 * 1024,
+        _positive_integer,
+        "Size the SQLite write-ahead log is truncated back to after each checkpoint.",
+    ),
+    "PROXY_HOPS": (
+        0,
+        _count,
+        "How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.",
     ),
     "LOG_LEVEL": ("INFO", _text, "Level of the gateway's own log lines."),
 }

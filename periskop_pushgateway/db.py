@@ -43,6 +43,7 @@ def _forget_pool(engine_ref):
 def _create_sqlite_engine(url, config):
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
     synchronous = config["SQLITE_SYNCHRONOUS"].upper()
+    wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
     if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(
             f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}"
@@ -58,6 +59,9 @@ def _create_sqlite_engine(url, config):
         _use_wal(cursor, busy_timeout_ms / 1000)
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # SQLite checkpoints the WAL into the database every 1,000 pages; this bounds the
+        # file it leaves behind, which would otherwise keep its largest size forever.
+        cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

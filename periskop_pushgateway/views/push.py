@@ -27,7 +27,8 @@ def push(group=DEFAULT_GROUP):
         raise InvalidPush(error.messages) from None
     summary = current_store().ingest(group, loaded)
     log.info(
-        "push group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d",
+        "push from=%s group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d",
+        request.remote_addr,
         group or "-",
         loaded["target_uuid"] or "-",
         summary.aggregates,
