@@ -1,16 +1,27 @@
 """The application factory."""
 
 import logging
+from dataclasses import dataclass
 
 from flask import Flask
+from marshmallow import Schema
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
 from .db import create_engines
 from .errors import register_error_handlers
 from .migrate import check_database_current, upgrade_database
+from .schemas import Limits, build_push_schema
 from .store import Store
 from .views import GroupNameConverter, export, health, push
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """What the views need, built once per app."""
+
+    store: Store
+    push_schema: Schema
 
 
 def create_app(config_overrides=None):
@@ -30,8 +41,9 @@ def create_app(config_overrides=None):
         check_database_current(engine)
     # Connections opened for the migration are not handed to forked workers.
     engine.dispose()
-    app.extensions["periskop_pushgateway"] = Store(
-        engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]
+    app.extensions["periskop_pushgateway"] = Gateway(
+        store=Store(engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]),
+        push_schema=build_push_schema(Limits.from_config(config)),
     )
 
     if config["PROXY_HOPS"]:

@@ -47,7 +47,26 @@ SETTINGS = {
     "MAX_BODY_BYTES": (
         10 * 1024 * 1024,
         _positive_integer,
-        "Largest push body accepted, in bytes.",
+        "Largest push body accepted, in bytes, after gzip decompression too (413 beyond).",
+    ),
+    "MAX_AGGREGATES": (1000, _positive_integer, "Aggregates one push may hold (400 beyond)."),
+    "MAX_OCCURRENCES": (100, _positive_integer, "Occurrences one aggregate may hold (400 beyond)."),
+    "MAX_KEY_LENGTH": (1024, _positive_integer, "Characters of an aggregation_key (400 beyond)."),
+    "MAX_TEXT_LENGTH": (
+        65536,
+        _positive_integer,
+        "Characters of a message, stack trace line, URL, header or request body; longer ones "
+        "are cut, with a marker saying how much.",
+    ),
+    "MAX_STACKTRACE_LINES": (
+        1000,
+        _positive_integer,
+        "Lines of a stack trace; a longer one loses its middle, with a marker line.",
+    ),
+    "MAX_CAUSE_DEPTH": (
+        32,
+        _positive_integer,
+        "Causes kept in a cause chain; deeper ones are replaced by one marker cause.",
     ),
     "AUTO_MIGRATE": (True, _boolean, "Bring the database schema up to date when the app starts."),
     "SQLITE_BUSY_TIMEOUT_MS": (

@@ -12,12 +12,41 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
 
 
-class InvalidPush(Exception):
-    """A push body the gateway rejects; `errors` maps field paths to messages."""
+class PushRejected(Exception):
+    """A push the gateway refuses; nothing of it is stored."""
+
+    code = 400
+    message = "invalid push"
+
+    def __init__(self, description):
+        super().__init__(description)
+        self.description = description
+
+    def body(self):
+        return {"code": self.code, "message": self.message, "description": self.description}
+
+
+class InvalidPush(PushRejected):
+    """A body that is not a valid push; `errors` maps field paths to messages."""
 
     def __init__(self, errors):
-        super().__init__(errors)
-        self.errors = errors
+        self.errors = field_paths(errors)
+        path, messages = next(iter(self.errors.items()))
+        more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
+        super().__init__(f"{path}: {' '.join(map(str, messages))}{more}")
+
+    def body(self):
+        return {"code": self.code, "message": self.message, "errors": self.errors}
+
+
+class PushTooLarge(PushRejected):
+    code = 413
+    message = "push too large"
+
+
+class UnsupportedPushEncoding(PushRejected):
+    code = 415
+    message = "unsupported content encoding"
 
 
 def field_paths(messages, prefix=""):
@@ -32,9 +61,9 @@ def field_paths(messages, prefix=""):
 
 
 def register_error_handlers(app):
-    @app.errorhandler(InvalidPush)
-    def invalid_push(error):
-        return jsonify(code=400, message="invalid push", errors=field_paths(error.errors)), 400
+    @app.errorhandler(PushRejected)
+    def rejected_push(error):
+        return jsonify(error.body()), error.code
 
     @app.errorhandler(HTTPException)
     def http_error(error):

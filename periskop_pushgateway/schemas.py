@@ -1,29 +1,102 @@
-"""The push wire format (PROTOCOL.md): validation, and normalization into the exported form.
+"""The push wire format (PROTOCOL.md): what is accepted, what is rejected, what is cut short.
 
-Loading a push yields exactly what the export will show, so the export never re-validates:
-occurrence bodies are stored as the JSON the Periskop server will decode.
+Loading a push validates it against the limits in force and hands it to normalize.py, which
+turns it into exactly what the export will show.
+
+What is lenient, deliberately: unknown fields are ignored; null means absent wherever the
+protocol allows it; a missing or "" severity means error; an error without "class" (Scala
+message-only reports); a string cause (old Ruby clients); Go's nil uuid and zero time; header
+values that are not strings; over-long text, stack traces and cause chains, which are cut with a
+visible marker rather than losing the report. Everything else that does not fit is rejected.
 """
 
 import uuid
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
-from .render import occurrence_json
+from .normalize import OCCURRENCE_NAMESPACE, normalize_push
 from .timestamps import GO_ZERO_TIME_NS, now_ns, parse_rfc3339_ns
 
 SEVERITIES = ("info", "warning", "error")
-DEFAULT_SEVERITY = "error"
 
 # BIGINT nanoseconds cover 1677-09-21 to 2262-04-11.
 _MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
 # Larger counts could not be summed exactly by every JSON decoder that reads the export.
 MAX_COUNT = 2**53
-MAX_CAUSE_DEPTH = 32
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
-# Namespace for occurrence uuids the gateway derives (missing, nil or non-UUID ones).
-OCCURRENCE_NAMESPACE = uuid.UUID("9a4b8d36-5f3e-4b63-9f0e-0d3c5e1c7a21")
+CUT_BY = "periskop-pushgateway"
+
+# Null and absent are the same for every optional field.
+OPTIONAL = {"allow_none": True, "load_default": None}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one push may hold; each has a PERISKOP_PUSHGATEWAY_MAX_* setting."""
+
+    aggregates: int  # per push; more is rejected
+    occurrences: int  # per aggregate; more is rejected
+    key_length: int  # aggregation_key characters; longer is rejected
+    text_length: int  # message, body, url, header, stack trace line; longer is cut
+    stacktrace_lines: int  # longer traces lose their middle
+    cause_depth: int  # deeper chains are cut
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**{f.name: config[f"MAX_{f.name.upper()}"] for f in dataclass_fields(cls)})
+
+
+def cut_text(text, limit):
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut by {CUT_BY}]"
+
+
+class Text(fields.Field):
+    """A string, cut to the text limit."""
+
+    default_error_messages = {"invalid": "Not a valid string."}
+
+    def __init__(self, limit, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = limit
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not str:
+            raise self.make_error("invalid")
+        return value if len(value) <= self.limit else cut_text(value, self.limit)
+
+
+class Identifier(fields.Field):
+    """A string that names something (aggregation key, client): never cut, so it is rejected
+    when too long, and free of NUL characters, which some databases cannot store."""
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "empty": "Must not be empty.",
+        "long": "Longer than {limit} characters.",
+        "nul": "Must not contain NUL characters.",
+    }
+
+    def __init__(self, limit, allow_empty=False, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = limit
+        self.allow_empty = allow_empty
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not str:
+            raise self.make_error("invalid")
+        if not value and not self.allow_empty:
+            raise self.make_error("empty")
+        if len(value) > self.limit:
+            raise self.make_error("long", limit=self.limit)
+        if "\x00" in value:
+            raise self.make_error("nul")
+        return value
 
 
 class Timestamp(fields.Field):
@@ -38,7 +111,7 @@ class Timestamp(fields.Field):
     }
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise self.make_error("invalid")
         ns = parse_rfc3339_ns(value)
         if ns is None:
@@ -67,29 +140,49 @@ class Count(fields.Field):
 
 
 class Severity(fields.Field):
-    """info, warning or error; missing, null or "" (Go's zero value) mean error."""
+    """info, warning or error; "" (Go's zero value) means error, as do null and absent."""
 
     default_error_messages = {"invalid": f"Must be one of: {', '.join(SEVERITIES)}."}
 
     def _deserialize(self, value, attr, data, **kwargs):
         if value == "":
-            return DEFAULT_SEVERITY
-        if not isinstance(value, str) or value not in SEVERITIES:
+            return None
+        if type(value) is not str or value not in SEVERITIES:
             raise self.make_error("invalid")
         return value
 
 
-class StringList(fields.Field):
-    """A list of strings checked in one pass: stack traces run to hundreds of lines."""
+class StackTrace(fields.Field):
+    """A list of strings checked in one pass: stack traces run to hundreds of lines.
+
+    A trace over the line limit loses its middle: Java puts the throwing frame first, Python
+    last, so both ends are kept.
+    """
 
     default_error_messages = {"invalid": "Not a valid list.", "item": "Not a valid string."}
+
+    def __init__(self, limits, **kwargs):
+        super().__init__(**kwargs)
+        self.max_lines = limits.stacktrace_lines
+        self.max_length = limits.text_length
 
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) is not list:
             raise self.make_error("invalid")
-        for index, item in enumerate(value):
-            if type(item) is not str:
+        max_length = self.max_length
+        cut = False
+        for index, line in enumerate(value):
+            if type(line) is not str:
                 raise ValidationError({index: [self.error_messages["item"]]})
+            if len(line) > max_length:
+                cut = True
+        if cut:
+            value = [cut_text(line, max_length) for line in value]
+        if len(value) > self.max_lines:
+            head = self.max_lines // 2
+            tail = self.max_lines - head - 1
+            marker = f"… [{len(value) - head - tail} lines cut by {CUT_BY}]"
+            value = [*value[:head], marker, *value[len(value) - tail :]]
         return value
 
 
@@ -102,10 +195,18 @@ class HeaderMap(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid mapping."}
 
+    def __init__(self, limit, **kwargs):
+        super().__init__(**kwargs)
+        self.limit = limit
+
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) is not dict:
             raise self.make_error("invalid")
-        return {name: _header_text(item) for name, item in value.items()}
+        limit = self.limit
+        return {
+            cut_text(name, limit): cut_text(_header_text(item), limit)
+            for name, item in value.items()
+        }
 
 
 def _header_text(value):
@@ -129,7 +230,7 @@ class OccurrenceUUID(fields.Field):
     default_error_messages = {"invalid": "Not a valid string."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if not isinstance(value, str):
+        if type(value) is not str:
             raise self.make_error("invalid")
         if value == "":
             return None
@@ -140,56 +241,38 @@ class OccurrenceUUID(fields.Field):
         return None if canonical == NIL_UUID else canonical
 
 
-def _optional(field_class, **kwargs):
-    return field_class(allow_none=True, load_default=None, **kwargs)
-
-
-class _Lenient(Schema):
-    class Meta:
-        # Newer clients may add fields; they are ignored, not rejected.
-        unknown = EXCLUDE
-
-
-class ErrorFieldsSchema(_Lenient):
-    """One exception, without its cause (see CauseChain)."""
-
-    # "class" may be absent: the Scala client's message-only reports send only "message".
-    class_ = _optional(fields.String, data_key="class", attribute="class")
-    message = _optional(fields.String)
-    stacktrace = _optional(StringList)
-
-
-_error_fields_schema = ErrorFieldsSchema()
-
-
 class CauseChain(fields.Field):
     """A cause, its cause, and so on, walked iteratively so a deep chain costs no recursion.
 
     A string cause (Ruby clients before 2022 serialized the exception itself) becomes a cause
-    with that string as its message.
+    with that string as its message. Causes past the depth limit are replaced by one marker.
     """
 
-    default_error_messages = {
-        "invalid": "Not a valid cause: an object, a string or null.",
-        "depth": f"Cause chain deeper than {MAX_CAUSE_DEPTH}.",
-    }
+    default_error_messages = {"invalid": "Not a valid cause: an object, a string or null."}
+
+    def __init__(self, error_fields_schema, limits, **kwargs):
+        super().__init__(**kwargs)
+        self.error_fields_schema = error_fields_schema
+        self.max_depth = limits.cause_depth
+        self.text_limit = limits.text_length
 
     def _deserialize(self, value, attr, data, **kwargs):
         head = {}
         parent = head
-        depth = 0
         path = []
         while value is not None:
-            depth += 1
-            if depth > MAX_CAUSE_DEPTH:
-                raise self.make_error("depth")
-            if type(value) is str:
-                loaded, value = {"class": None, "message": value, "stacktrace": None}, None
+            if len(path) == self.max_depth:
+                loaded, value = (
+                    _cause(f"[{_chain_length(value)} more causes cut by {CUT_BY}]"),
+                    None,
+                )
+            elif type(value) is str:
+                loaded, value = _cause(cut_text(value, self.text_limit)), None
             elif type(value) is dict:
                 try:
-                    loaded = _error_fields_schema.load(value)
-                except ValidationError as exc:
-                    raise ValidationError(_nest(path, exc.messages)) from None
+                    loaded = self.error_fields_schema.load(value)
+                except ValidationError as error:
+                    raise ValidationError(_nest(path, error.messages)) from None
                 value = value.get("cause")
             else:
                 raise ValidationError(_nest(path, [self.error_messages["invalid"]]))
@@ -200,124 +283,81 @@ class CauseChain(fields.Field):
         return head.get("cause")
 
 
+def _cause(message):
+    return {"class": None, "message": message, "stacktrace": None}
+
+
+def _chain_length(value):
+    length = 0
+    while value is not None:
+        length += 1
+        value = value.get("cause") if type(value) is dict else None
+    return length
+
+
 def _nest(path, messages):
     for name in reversed(path):
         messages = {name: messages}
     return messages
 
 
-class ErrorSchema(ErrorFieldsSchema):
-    cause = _optional(CauseChain)
+class _Lenient(Schema):
+    class Meta:
+        # Newer clients may add fields; they are ignored, not rejected.
+        unknown = EXCLUDE
 
 
-class HTTPContextSchema(_Lenient):
-    request_method = _optional(fields.String)
-    request_url = _optional(fields.String)
-    request_headers = _optional(HeaderMap)
-    request_body = _optional(fields.String)
+def build_push_schema(limits):
+    """The push schema under the given limits; built once per app."""
+    text = limits.text_length
 
+    class ErrorFieldsSchema(_Lenient):
+        """One exception, without its cause (see CauseChain)."""
 
-class OccurrenceSchema(_Lenient):
-    error = fields.Nested(ErrorSchema, required=True)
-    uuid = _optional(OccurrenceUUID)
-    timestamp = _optional(Timestamp)
-    severity = _optional(Severity)
-    http_context = _optional(fields.Nested, nested=HTTPContextSchema)
+        # Absent in the Scala client's message-only reports.
+        class_ = Text(text, data_key="class", attribute="class", **OPTIONAL)
+        message = Text(text, **OPTIONAL)
+        stacktrace = StackTrace(limits, **OPTIONAL)
 
+    class ErrorSchema(ErrorFieldsSchema):
+        cause = CauseChain(ErrorFieldsSchema(), limits, **OPTIONAL)
 
-class AggregateSchema(_Lenient):
-    aggregation_key = fields.String(required=True, validate=validate.Length(min=1))
-    # Missing means "the number of occurrences in this push".
-    total_count = _optional(Count)
-    severity = _optional(Severity)
-    created_at = _optional(Timestamp)
-    latest_errors = _optional(fields.List, cls_or_instance=fields.Nested(OccurrenceSchema))
+    class HTTPContextSchema(_Lenient):
+        request_method = Text(text, **OPTIONAL)
+        request_url = Text(text, **OPTIONAL)
+        request_headers = HeaderMap(text, **OPTIONAL)
+        request_body = Text(text, **OPTIONAL)
 
+    class OccurrenceSchema(_Lenient):
+        error = fields.Nested(ErrorSchema, required=True)
+        uuid = OccurrenceUUID(**OPTIONAL)
+        timestamp = Timestamp(**OPTIONAL)
+        severity = Severity(**OPTIONAL)
+        http_context = fields.Nested(HTTPContextSchema, **OPTIONAL)
 
-class PushSchema(_Lenient):
-    # Identifies one pushing process; missing, null or "" make the push anonymous.
-    target_uuid = _optional(fields.String, validate=validate.Length(max=255))
-    aggregated_errors = _optional(fields.List, cls_or_instance=fields.Nested(AggregateSchema))
-
-    @post_load
-    def normalize(self, push, **kwargs):
-        return normalize_push(push, now_ns())
-
-
-def normalize_push(push, received_ns):
-    """Fill in what the protocol lets a client leave out, in the form the store keeps.
-
-    Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
-    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body"}]}]}, where body is the
-    occurrence's exported JSON.
-    """
-    target_uuid = push["target_uuid"] or None
-    aggregates = []
-    for aggregate in push["aggregated_errors"] or ():
-        occurrences = _normalize_occurrences(
-            aggregate["latest_errors"] or (), target_uuid, aggregate["aggregation_key"], received_ns
+    class AggregateSchema(_Lenient):
+        aggregation_key = Identifier(limits.key_length, required=True)
+        # Missing means "the number of occurrences in this push".
+        total_count = Count(**OPTIONAL)
+        severity = Severity(**OPTIONAL)
+        created_at = Timestamp(**OPTIONAL)
+        latest_errors = fields.List(
+            fields.Nested(OccurrenceSchema),
+            validate=validate.Length(max=limits.occurrences),
+            **OPTIONAL,
         )
-        total_count = aggregate["total_count"]
-        created_ns = aggregate["created_at"]
-        if created_ns is None:
-            created_ns = min((o["timestamp_ns"] for o in occurrences), default=received_ns)
-        aggregates.append(
-            {
-                "aggregation_key": aggregate["aggregation_key"],
-                "total_count": len(occurrences) if total_count is None else total_count,
-                "severity": aggregate["severity"] or DEFAULT_SEVERITY,
-                "created_ns": created_ns,
-                "occurrences": occurrences,
-            }
+
+    class PushSchema(_Lenient):
+        # Identifies one pushing process; missing, null or "" make the push anonymous.
+        target_uuid = Identifier(255, allow_empty=True, **OPTIONAL)
+        aggregated_errors = fields.List(
+            fields.Nested(AggregateSchema),
+            validate=validate.Length(max=limits.aggregates),
+            **OPTIONAL,
         )
-    return {"target_uuid": target_uuid, "aggregates": aggregates}
 
+        @post_load
+        def normalize(self, push, **kwargs):
+            return normalize_push(push, now_ns())
 
-def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received_ns):
-    occurrences = []
-    seen_content = {}
-    for occurrence in latest_errors:
-        timestamp_ns = occurrence["timestamp"]
-        occurrence_uuid = occurrence["uuid"]
-        if occurrence_uuid is None:
-            occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
-        if timestamp_ns is None:
-            timestamp_ns = received_ns
-        body = occurrence_json(
-            occurrence["error"],
-            occurrence_uuid,
-            timestamp_ns,
-            occurrence["severity"] or DEFAULT_SEVERITY,
-            occurrence["http_context"],
-        )
-        occurrences.append({"uuid": occurrence_uuid, "timestamp_ns": timestamp_ns, "body": body})
-    return occurrences
-
-
-def _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content):
-    """A uuid for an occurrence pushed without one.
-
-    From an identified process it is derived from what was pushed, so re-pushing the same
-    cumulative state stays idempotent; identical occurrences within one push are told apart by
-    their rank. An anonymous push gets a fresh uuid: a script reporting the same failure every
-    night must show each night's occurrence.
-    """
-    if target_uuid is None:
-        return str(uuid.uuid4())
-    content = orjson.dumps(
-        [
-            target_uuid,
-            aggregation_key,
-            occurrence["timestamp"],
-            occurrence["severity"],
-            occurrence["error"],
-            occurrence["http_context"],
-        ],
-        option=orjson.OPT_SORT_KEYS,
-    )
-    rank = seen_content.get(content, 0)
-    seen_content[content] = rank + 1
-    return str(uuid.uuid5(OCCURRENCE_NAMESPACE, content.decode() + f"#{rank}"))
-
-
-push_schema = PushSchema()
+    return PushSchema()

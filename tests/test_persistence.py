@@ -94,7 +94,7 @@ def test_health_is_503_while_the_database_is_unreachable(tmp_path):
     client = app.test_client()
     assert client.get("/-/health").status_code == 200
 
-    app.extensions["periskop_pushgateway"].engine.dispose()
+    app.extensions["periskop_pushgateway"].store.engine.dispose()
     folder.rename(tmp_path / "moved")
     response = client.get("/-/health")
     assert response.status_code == 503

@@ -71,21 +71,23 @@ def test_unknown_fields_are_ignored(client):
 
 
 def test_malformed_json_is_a_400_with_a_json_error(client):
-    response = client.post("/errors", data="{not json")
+    post(client, push_body(aggregate("k", 1)), group="g")
+    before = client.get("/services/g/-/errors").data
+    response = client.post("/services/g/errors", data="{not json")
     assert response.status_code == 400
     assert response.get_json()["message"] == "invalid push"
     assert "_body" in response.get_json()["errors"]
-    assert scrape(client)["aggregated_errors"] == []
+    assert client.get("/services/g/-/errors").data == before
 
 
 def test_wrong_types_are_rejected_with_their_field_path(client):
     body = push_body(aggregate("k", 1, [occurrence(), occurrence(timestamp="yesterday")]))
-    response = post(client, body)
+    response = post(client, body, group="g")
     assert response.status_code == 400
     assert response.get_json()["errors"] == {
         "aggregated_errors.0.latest_errors.1.timestamp": ["Not a valid RFC 3339 datetime."]
     }
-    assert scrape(client)["aggregated_errors"] == []
+    assert scrape(client, "g")["aggregated_errors"] == []
 
 
 def test_unknown_paths_and_methods_answer_json(client):

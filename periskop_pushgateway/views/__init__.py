@@ -14,5 +14,10 @@ class GroupNameConverter(BaseConverter):
 DEFAULT_GROUP = ""
 
 
-def current_store():
+def current_gateway():
+    """The app's Gateway (app.py): its store and its push schema."""
     return current_app.extensions["periskop_pushgateway"]
+
+
+def current_store():
+    return current_gateway().store

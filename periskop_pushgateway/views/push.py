@@ -2,13 +2,13 @@
 
 import logging
 
-import orjson
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
 
-from ..errors import InvalidPush
-from ..schemas import push_schema
-from . import DEFAULT_GROUP, current_store
+from ..body import read_push_document
+from ..errors import InvalidPush, PushRejected
+from ..self_report import report_rejection
+from . import DEFAULT_GROUP, current_gateway
 
 log = logging.getLogger(__name__)
 
@@ -18,14 +18,19 @@ blueprint = Blueprint("push", __name__)
 @blueprint.post("/errors")
 @blueprint.post("/services/<group:group>/errors")
 def push(group=DEFAULT_GROUP):
-    # Clients send JSON under any content type (the Python client sends none, the Scala
-    # client a form type), so the raw body is read and never parsed as a form.
-    document = _parse_json(request.get_data(cache=False))
+    gateway = current_gateway()
     try:
-        loaded = push_schema.load(document)
-    except ValidationError as error:
-        raise InvalidPush(error.messages) from None
-    summary = current_store().ingest(group, loaded)
+        # Clients send JSON under any content type (the Python client sends none, the Scala
+        # client a form type), so the raw body is read and never parsed as a form.
+        document = read_push_document(request, current_app.config["MAX_BODY_BYTES"])
+        try:
+            loaded = gateway.push_schema.load(document)
+        except ValidationError as error:
+            raise InvalidPush(error.messages) from None
+    except PushRejected as rejection:
+        report_rejection(gateway.store, request, group, rejection)
+        raise
+    summary = gateway.store.ingest(group, loaded)
     log.info(
         "push from=%s group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d",
         request.remote_addr,
@@ -40,13 +45,3 @@ def push(group=DEFAULT_GROUP):
         new_occurrences=summary.new_occurrences,
         count_increase=summary.count_increase,
     )
-
-
-def _parse_json(body):
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as error:
-        raise InvalidPush({"_body": [f"Not valid JSON: {error}"]}) from None
-    if type(document) is not dict:
-        raise InvalidPush({"_body": ["A push must be a JSON object."]})
-    return document

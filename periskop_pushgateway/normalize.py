@@ -1,0 +1,88 @@
+"""Filling in what the protocol lets a client leave out, in the form the store keeps."""
+
+import uuid
+
+import orjson
+
+from .render import occurrence_json
+
+DEFAULT_SEVERITY = "error"
+
+# Namespace for occurrence uuids the gateway derives (missing, nil or non-UUID ones).
+OCCURRENCE_NAMESPACE = uuid.UUID("9a4b8d36-5f3e-4b63-9f0e-0d3c5e1c7a21")
+
+
+def normalize_push(push, received_ns):
+    """Fill in what the protocol lets a client leave out, in the form the store keeps.
+
+    Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
+    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body"}]}]}, where body is the
+    occurrence's exported JSON.
+    """
+    target_uuid = push["target_uuid"] or None
+    aggregates = []
+    for aggregate in push["aggregated_errors"] or ():
+        occurrences = _normalize_occurrences(
+            aggregate["latest_errors"] or (), target_uuid, aggregate["aggregation_key"], received_ns
+        )
+        total_count = aggregate["total_count"]
+        created_ns = aggregate["created_at"]
+        if created_ns is None:
+            created_ns = min((o["timestamp_ns"] for o in occurrences), default=received_ns)
+        aggregates.append(
+            {
+                "aggregation_key": aggregate["aggregation_key"],
+                "total_count": len(occurrences) if total_count is None else total_count,
+                "severity": aggregate["severity"] or DEFAULT_SEVERITY,
+                "created_ns": created_ns,
+                "occurrences": occurrences,
+            }
+        )
+    return {"target_uuid": target_uuid, "aggregates": aggregates}
+
+
+def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received_ns):
+    occurrences = []
+    seen_content = {}
+    for occurrence in latest_errors:
+        timestamp_ns = occurrence["timestamp"]
+        occurrence_uuid = occurrence["uuid"]
+        if occurrence_uuid is None:
+            occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
+        if timestamp_ns is None:
+            timestamp_ns = received_ns
+        body = occurrence_json(
+            occurrence["error"],
+            occurrence_uuid,
+            timestamp_ns,
+            occurrence["severity"] or DEFAULT_SEVERITY,
+            occurrence["http_context"],
+        )
+        occurrences.append({"uuid": occurrence_uuid, "timestamp_ns": timestamp_ns, "body": body})
+    return occurrences
+
+
+def _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content):
+    """A uuid for an occurrence pushed without one.
+
+    From an identified process it is derived from what was pushed, so re-pushing the same
+    cumulative state stays idempotent; identical occurrences within one push are told apart by
+    their rank. An anonymous push gets a fresh uuid: a script reporting the same failure every
+    night must show each night's occurrence.
+    """
+    if target_uuid is None:
+        return str(uuid.uuid4())
+    content = orjson.dumps(
+        [
+            target_uuid,
+            aggregation_key,
+            occurrence["timestamp"],
+            occurrence["severity"],
+            occurrence["error"],
+            occurrence["http_context"],
+        ],
+        option=orjson.OPT_SORT_KEYS,
+    )
+    rank = seen_content.get(content, 0)
+    seen_content[content] = rank + 1
+    return str(uuid.uuid5(OCCURRENCE_NAMESPACE, content.decode() + f"#{rank}"))
