@@ -12,6 +12,9 @@ from .models import aggregates, client_counters, groups, occurrences
 from .render import render_export
 from .timestamps import now_ns
 
+# Largest count a 64-bit column (and the Periskop server's int64) holds.
+MAX_TOTAL = 2**63 - 1
+
 # The target_uuid exported for a group nothing was ever pushed to. It is replaced by a random
 # one when the first push creates the group: the Periskop server then sees a new target,
 # which is right, as the empty one had no counts.
@@ -187,8 +190,9 @@ def _count(pushed, states, known_totals, identified, now):
         delta = total - last if last is not None and total >= last else total
         if identified:
             last_totals[key] = total
-        if delta:
-            state.total_count += delta
+        if delta and state.total_count < MAX_TOTAL:
+            # Saturates rather than overflowing the 64-bit column: a count never goes down.
+            state.total_count = min(state.total_count + delta, MAX_TOTAL)
             state.last_seen_ns = now
             state.changed = True
             increase += delta

@@ -127,3 +127,19 @@ def test_empty_push_is_accepted_and_changes_nothing(client):
         assert response.status_code == 200
         assert response.get_json() == {"aggregates": 0, "new_occurrences": 0, "count_increase": 0}
     assert scrape(client)["aggregated_errors"] == []
+
+
+def test_counts_saturate_instead_of_overflowing(client):
+    """2^53 is the most one push may add per entry; a flood of them must not overflow the
+    database's 64-bit integer (a 500) nor ever make the count go down."""
+    body = push_body(*(aggregate("k", 2**53) for _ in range(1000)))
+    for _ in range(2):
+        assert post(client, body).status_code == 200
+    assert counts(scrape(client)) == {"k": 2**63 - 1}
+
+
+def test_a_key_repeated_within_one_push_counts_each_entry(client):
+    post(client, push_body(aggregate("k", 2), aggregate("k", 5), target_uuid="p"))
+    assert counts(scrape(client)) == {"k": 5}
+    post(client, push_body(aggregate("anonymous", 2), aggregate("anonymous", 5)))
+    assert counts(scrape(client))["anonymous"] == 7
