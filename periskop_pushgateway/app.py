@@ -1,17 +1,17 @@
 """The application factory."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask
-from marshmallow import Schema
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import load_config
 from .db import create_engines
 from .errors import register_error_handlers
 from .migrate import check_database_current, upgrade_database
-from .schemas import Limits, build_push_schema
+from .schemas import Limits, build_push_loader
 from .store import Store
 from .views import GroupNameConverter, export, health, push
 
@@ -21,7 +21,7 @@ class Gateway:
     """What the views need, built once per app."""
 
     store: Store
-    push_schema: Schema
+    load_push: Callable[[dict], dict]
 
 
 def create_app(config_overrides=None):
@@ -43,7 +43,7 @@ def create_app(config_overrides=None):
     engine.dispose()
     app.extensions["periskop_pushgateway"] = Gateway(
         store=Store(engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]),
-        push_schema=build_push_schema(Limits.from_config(config)),
+        load_push=build_push_loader(Limits.from_config(config)),
     )
 
     if config["PROXY_HOPS"]:

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
 import orjson
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from .fastload import compile_loader
 from .normalize import OCCURRENCE_NAMESPACE, normalize_push
 from .timestamps import GO_ZERO_TIME_NS, now_ns, parse_rfc3339_ns
 
@@ -252,7 +253,7 @@ class CauseChain(fields.Field):
 
     def __init__(self, error_fields_schema, limits, **kwargs):
         super().__init__(**kwargs)
-        self.error_fields_schema = error_fields_schema
+        self.load_error_fields = compile_loader(error_fields_schema)
         self.max_depth = limits.cause_depth
         self.text_limit = limits.text_length
 
@@ -270,7 +271,7 @@ class CauseChain(fields.Field):
                 loaded, value = _cause(cut_text(value, self.text_limit)), None
             elif type(value) is dict:
                 try:
-                    loaded = self.error_fields_schema.load(value)
+                    loaded = self.load_error_fields(value)
                 except ValidationError as error:
                     raise ValidationError(_nest(path, error.messages)) from None
                 value = value.get("cause")
@@ -356,8 +357,15 @@ def build_push_schema(limits):
             **OPTIONAL,
         )
 
-        @post_load
-        def normalize(self, push, **kwargs):
-            return normalize_push(push, now_ns())
-
     return PushSchema()
+
+
+def build_push_loader(limits):
+    """load_push(document): the push validated under the limits and normalized (normalize.py);
+    raises marshmallow's ValidationError for a push that is not valid."""
+    load = compile_loader(build_push_schema(limits))
+
+    def load_push(document):
+        return normalize_push(load(document), now_ns())
+
+    return load_push

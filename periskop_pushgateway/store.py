@@ -5,7 +5,7 @@ whatever the size of the push."""
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .models import aggregates, client_counters, groups, occurrences
@@ -19,6 +19,103 @@ MAX_TOTAL = 2**63 - 1
 # one when the first push creates the group: the Periskop server then sees a new target,
 # which is right, as the empty one had no counts.
 _EMPTY_GROUP_NAMESPACE = uuid.UUID("4f7f3c1e-2b8e-4d0c-9a55-6a1d2f3b8c90")
+
+# A push that changes nothing writes nothing (no fsync), except to keep these two times
+# roughly current: when the group was last pushed to, and when a process last pushed its
+# counters (so that counters of processes long gone can be told apart).
+_GROUP_TOUCH_NS = 60 * 10**9
+_COUNTER_TOUCH_NS = 5 * 60 * 10**9
+
+# Statements are built once: building them for every push cost a third of its time.
+_GROUP_FOR_UPDATE = (
+    select(groups.c.id, groups.c.last_push_ns)
+    .where(groups.c.name == bindparam("name"))
+    # Pushes to one group are applied one after the other. SQLite renders no FOR UPDATE:
+    # its BEGIN IMMEDIATE already serializes all writers.
+    .with_for_update()
+)
+_INSERT_GROUP = insert(groups)
+_TOUCH_GROUP = (
+    update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
+)
+# A new revision tells every worker that its rendered export of this group is stale.
+_BUMP_GROUP = (
+    update(groups)
+    .where(groups.c.id == bindparam("group_id"))
+    .values(revision=groups.c.revision + 1, last_push_ns=bindparam("now"))
+)
+_AGGREGATES_WITH_COUNTERS = (
+    select(
+        aggregates.c.id,
+        aggregates.c.aggregation_key,
+        aggregates.c.total_count,
+        aggregates.c.severity,
+        aggregates.c.created_ns,
+        aggregates.c.last_seen_ns,
+        client_counters.c.last_total,
+        client_counters.c.updated_ns,
+    )
+    .select_from(
+        aggregates.outerjoin(
+            client_counters,
+            and_(
+                client_counters.c.aggregate_id == aggregates.c.id,
+                client_counters.c.client_uuid == bindparam("client"),
+            ),
+        )
+    )
+    .where(
+        aggregates.c.group_id == bindparam("group_id"),
+        aggregates.c.aggregation_key.in_(bindparam("keys", expanding=True)),
+    )
+)
+_STORED_OCCURRENCES = select(
+    occurrences.c.id, occurrences.c.aggregate_id, occurrences.c.uuid, occurrences.c.timestamp_ns
+).where(occurrences.c.aggregate_id.in_(bindparam("ids", expanding=True)))
+_INSERT_AGGREGATES = insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True)
+_UPDATE_AGGREGATE = (
+    update(aggregates)
+    .where(aggregates.c.id == bindparam("_id"))
+    .values(
+        total_count=bindparam("_total_count"),
+        severity=bindparam("_severity"),
+        created_ns=bindparam("_created_ns"),
+        last_seen_ns=bindparam("_last_seen_ns"),
+    )
+)
+_INSERT_OCCURRENCES = insert(occurrences)
+_DELETE_OCCURRENCES = occurrences.delete().where(
+    occurrences.c.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT_COUNTERS = insert(client_counters)
+_UPDATE_COUNTER = (
+    update(client_counters)
+    .where(
+        client_counters.c.aggregate_id == bindparam("_id"),
+        client_counters.c.client_uuid == bindparam("_client"),
+    )
+    .values(last_total=bindparam("_total"), updated_ns=bindparam("_now"))
+)
+_GROUP_BY_NAME = select(groups.c.id, groups.c.target_uuid, groups.c.revision).where(
+    groups.c.name == bindparam("name")
+)
+_EXPORTED_AGGREGATES = (
+    select(
+        aggregates.c.id,
+        aggregates.c.aggregation_key,
+        aggregates.c.total_count,
+        aggregates.c.severity,
+        aggregates.c.created_ns,
+    )
+    .where(aggregates.c.group_id == bindparam("group_id"))
+    .order_by(aggregates.c.aggregation_key)
+)
+_EXPORTED_OCCURRENCES = (
+    select(occurrences.c.aggregate_id, occurrences.c.body)
+    .join(aggregates, aggregates.c.id == occurrences.c.aggregate_id)
+    .where(aggregates.c.group_id == bindparam("group_id"))
+    .order_by(occurrences.c.timestamp_ns, occurrences.c.id)
+)
 
 
 @dataclass
@@ -39,6 +136,9 @@ class _AggregateState:
     severity: str
     created_ns: int
     last_seen_ns: int
+    # The pushing process's counter for this key, as stored before this push.
+    last_total: int | None = None
+    counter_updated_ns: int | None = None
     changed: bool = False
     pushed_occurrences: dict = field(default_factory=dict)
     occurrences_to_insert: list = field(default_factory=list)
@@ -50,6 +150,9 @@ class Store:
         self.engine = engine
         self._write_engine = write_engine
         self._occurrences_per_key = occurrences_per_key
+        # group name -> ((group id, revision), export body): a worker renders a group's
+        # export again only after a push changed it.
+        self._exports = {}
 
     def healthy(self):
         with self.engine.connect() as connection:
@@ -57,112 +160,91 @@ class Store:
         return True
 
     def ingest(self, group_name, push):
-        """Apply one normalized push (schemas.normalize_push) to a group, atomically."""
+        """Apply one normalized push (normalize.normalize_push) to a group, atomically."""
         now = now_ns()
+        client = push["target_uuid"]
         with self._write_engine.begin() as connection:
-            group_id = _lock_group(connection, group_name, now)
-            if not push["aggregates"]:
-                return PushSummary()
-            states = _load_states(connection, group_id, push["aggregates"])
-            client = push["target_uuid"]
-            known_totals = _load_counters(connection, client, states) if client else {}
-            pushed_totals, increase = _count(
-                push["aggregates"], states, known_totals, bool(client), now
-            )
+            group_id, last_push_ns = _lock_group(connection, group_name, now)
+            states = _load_states(connection, group_id, client, push["aggregates"])
+            increase = _count(push["aggregates"], states, bool(client), now)
             new_occurrences = _merge_occurrences(connection, states, self._occurrences_per_key, now)
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
-                # Tells every worker that its rendered export of this group is stale.
-                connection.execute(
-                    update(groups)
-                    .where(groups.c.id == group_id)
-                    .values(revision=groups.c.revision + 1)
-                )
-            _save_counters(connection, client, states, known_totals, pushed_totals, now)
+                connection.execute(_BUMP_GROUP, {"group_id": group_id, "now": now})
+            elif now - last_push_ns > _GROUP_TOUCH_NS:
+                connection.execute(_TOUCH_GROUP, {"group_id": group_id, "now": now})
+            if client:
+                _save_counters(connection, client, push["aggregates"], states, now)
         return PushSummary(len(states), new_occurrences, increase)
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
         with self.engine.connect() as connection, connection.begin():
-            group = connection.execute(
-                select(groups.c.id, groups.c.target_uuid).where(groups.c.name == group_name)
-            ).first()
+            group = connection.execute(_GROUP_BY_NAME, {"name": group_name}).first()
             if group is None:
                 return render_export(str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name)), [])
-            rows = connection.execute(
-                select(
-                    aggregates.c.id,
-                    aggregates.c.aggregation_key,
-                    aggregates.c.total_count,
-                    aggregates.c.severity,
-                    aggregates.c.created_ns,
-                )
-                .where(aggregates.c.group_id == group.id)
-                .order_by(aggregates.c.aggregation_key)
-            ).all()
+            version = (group.id, group.revision)
+            cached = self._exports.get(group_name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = connection.execute(_EXPORTED_AGGREGATES, {"group_id": group.id}).all()
             bodies = {row.id: [] for row in rows}
             for aggregate_id, body in connection.execute(
-                select(occurrences.c.aggregate_id, occurrences.c.body)
-                .join(aggregates, aggregates.c.id == occurrences.c.aggregate_id)
-                .where(aggregates.c.group_id == group.id)
-                .order_by(occurrences.c.timestamp_ns, occurrences.c.id)
+                _EXPORTED_OCCURRENCES, {"group_id": group.id}
             ):
                 bodies[aggregate_id].append(body)
-        return render_export(
+        body = render_export(
             group.target_uuid,
             [
                 (row.aggregation_key, row.total_count, row.severity, row.created_ns, bodies[row.id])
                 for row in rows
             ],
         )
+        self._exports[group_name] = (version, body)
+        return body
 
 
 def _lock_group(connection, name, now):
-    """Create the group if needed and lock its row until the transaction ends.
-
-    Every push to a group starts by updating the group's row, so concurrent pushes to one
-    group are applied one after the other (SQLite's BEGIN IMMEDIATE already serializes all
-    writers; on other databases this row lock does).
-    """
-    touch = (
-        update(groups).where(groups.c.name == name).values(last_push_ns=now).returning(groups.c.id)
-    )
-    group_id = connection.execute(touch).scalar()
-    if group_id is not None:
-        return group_id
+    """Create the group if needed and lock its row until the transaction ends; returns its id
+    and when it was last pushed to."""
+    row = connection.execute(_GROUP_FOR_UPDATE, {"name": name}).first()
+    if row is not None:
+        return row
     try:
         with connection.begin_nested():
             connection.execute(
-                insert(groups).values(
-                    name=name,
-                    target_uuid=str(uuid.uuid4()),
-                    revision=0,
-                    created_ns=now,
-                    last_push_ns=now,
-                )
+                _INSERT_GROUP,
+                {
+                    "name": name,
+                    "target_uuid": str(uuid.uuid4()),
+                    "revision": 0,
+                    "created_ns": now,
+                    "last_push_ns": now,
+                },
             )
     except IntegrityError:
-        pass  # another instance created it first
-    return connection.execute(touch).scalar_one()
+        pass  # another gateway instance created it first
+    return connection.execute(_GROUP_FOR_UPDATE, {"name": name}).one()
 
 
-def _load_states(connection, group_id, pushed):
+def _load_states(connection, group_id, client, pushed):
+    """The group's stored state of every pushed key, with the pushing process's counters."""
     keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in pushed))
     states = {}
-    for row in connection.execute(
-        select(
-            aggregates.c.id,
-            aggregates.c.aggregation_key,
-            aggregates.c.total_count,
-            aggregates.c.severity,
-            aggregates.c.created_ns,
-            aggregates.c.last_seen_ns,
-        ).where(aggregates.c.group_id == group_id, aggregates.c.aggregation_key.in_(keys))
-    ):
-        states[row.aggregation_key] = _AggregateState(
-            row.id, row.total_count, row.severity, row.created_ns, row.last_seen_ns
-        )
+    if keys:
+        for row in connection.execute(
+            _AGGREGATES_WITH_COUNTERS, {"group_id": group_id, "client": client, "keys": keys}
+        ):
+            states[row.aggregation_key] = _AggregateState(
+                row.id,
+                row.total_count,
+                row.severity,
+                row.created_ns,
+                row.last_seen_ns,
+                last_total=row.last_total,
+                counter_updated_ns=row.updated_ns,
+            )
     for aggregate in pushed:
         key = aggregate["aggregation_key"]
         if key not in states:
@@ -172,15 +254,14 @@ def _load_states(connection, group_id, pushed):
     return states
 
 
-def _count(pushed, states, known_totals, identified, now):
-    """Add each pushed total_count's increase to its aggregate.
+def _count(pushed, states, identified, now):
+    """Add each pushed total_count's increase to its aggregate; return the sum of increases.
 
     A process identified by target_uuid pushes its cumulative count: only the part above what
     it pushed last is new. A count lower than last time means the process restarted, so all
     of it is new. An anonymous push adds its count as it is.
-    Returns the totals to remember for the pushing process, and the sum of increases.
     """
-    last_totals = dict(known_totals)
+    last_totals = {key: state.last_total for key, state in states.items()} if identified else {}
     increase = 0
     for aggregate in pushed:
         key = aggregate["aggregation_key"]
@@ -204,20 +285,7 @@ def _count(pushed, states, known_totals, identified, now):
             state.changed = True
         for occurrence in aggregate["occurrences"]:
             state.pushed_occurrences.setdefault(occurrence["uuid"], occurrence)
-    return last_totals, increase
-
-
-def _load_counters(connection, client, states):
-    ids = {state.id: key for key, state in states.items() if state.id is not None}
-    if not ids:
-        return {}
-    rows = connection.execute(
-        select(client_counters.c.aggregate_id, client_counters.c.last_total).where(
-            client_counters.c.client_uuid == client,
-            client_counters.c.aggregate_id.in_(list(ids)),
-        )
-    )
-    return {ids[aggregate_id]: last_total for aggregate_id, last_total in rows}
+    return increase
 
 
 def _merge_occurrences(connection, states, per_key, now):
@@ -229,14 +297,7 @@ def _merge_occurrences(connection, states, per_key, now):
     touched = [state for state in states.values() if state.pushed_occurrences]
     stored = {state.id: [] for state in touched if state.id is not None}
     if stored:
-        for row in connection.execute(
-            select(
-                occurrences.c.id,
-                occurrences.c.aggregate_id,
-                occurrences.c.uuid,
-                occurrences.c.timestamp_ns,
-            ).where(occurrences.c.aggregate_id.in_(list(stored)))
-        ):
+        for row in connection.execute(_STORED_OCCURRENCES, {"ids": list(stored)}):
             stored[row.aggregate_id].append(row)
     new_occurrences = 0
     for state in touched:
@@ -267,7 +328,7 @@ def _save_aggregates(connection, group_id, states):
     new = [(key, state) for key, state in states.items() if state.id is None]
     if new:
         rows = connection.execute(
-            insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True),
+            _INSERT_AGGREGATES,
             [
                 {
                     "group_id": group_id,
@@ -286,14 +347,7 @@ def _save_aggregates(connection, group_id, states):
     changed = [state for state in states.values() if state.changed]
     if changed:
         connection.execute(
-            update(aggregates)
-            .where(aggregates.c.id == bindparam("_id"))
-            .values(
-                total_count=bindparam("_total_count"),
-                severity=bindparam("_severity"),
-                created_ns=bindparam("_created_ns"),
-                last_seen_ns=bindparam("_last_seen_ns"),
-            ),
+            _UPDATE_AGGREGATE,
             [
                 {
                     "_id": state.id,
@@ -319,43 +373,30 @@ def _save_occurrences(connection, states):
         for occurrence in state.occurrences_to_insert
     ]
     if rows:
-        connection.execute(insert(occurrences), rows)
-    doomed = [
-        stored_id for state in states.values() for stored_id in state.occurrence_ids_to_delete
-    ]
+        connection.execute(_INSERT_OCCURRENCES, rows)
+    doomed = [row_id for state in states.values() for row_id in state.occurrence_ids_to_delete]
     if doomed:
-        connection.execute(occurrences.delete().where(occurrences.c.id.in_(doomed)))
+        connection.execute(_DELETE_OCCURRENCES, {"ids": doomed})
 
 
-def _save_counters(connection, client, states, known_totals, pushed_totals, now):
-    """Remember the pushing process's latest cumulative totals, and when it last pushed them
-    (stale counters can then be told apart from those of processes still running)."""
-    if not client:
-        return
-    updated = [
-        {"_id": states[key].id, "_total": total}
-        for key, total in pushed_totals.items()
-        if key in known_totals
-    ]
-    if updated:
-        connection.execute(
-            update(client_counters)
-            .where(
-                client_counters.c.aggregate_id == bindparam("_id"),
-                client_counters.c.client_uuid == client,
+def _save_counters(connection, client, pushed, states, now):
+    """Remember the pushing process's latest cumulative total of every key it pushed."""
+    pushed_totals = {aggregate["aggregation_key"]: aggregate["total_count"] for aggregate in pushed}
+    created, updated = [], []
+    for key, total in pushed_totals.items():
+        state = states[key]
+        if state.counter_updated_ns is None:
+            created.append(
+                {
+                    "aggregate_id": state.id,
+                    "client_uuid": client,
+                    "last_total": total,
+                    "updated_ns": now,
+                }
             )
-            .values(last_total=bindparam("_total"), updated_ns=now),
-            updated,
-        )
-    created = [
-        {
-            "aggregate_id": states[key].id,
-            "client_uuid": client,
-            "last_total": total,
-            "updated_ns": now,
-        }
-        for key, total in pushed_totals.items()
-        if key not in known_totals
-    ]
+        elif total != state.last_total or now - state.counter_updated_ns > _COUNTER_TOUCH_NS:
+            updated.append({"_id": state.id, "_client": client, "_total": total, "_now": now})
     if created:
-        connection.execute(insert(client_counters), created)
+        connection.execute(_INSERT_COUNTERS, created)
+    if updated:
+        connection.execute(_UPDATE_COUNTER, updated)

@@ -132,3 +132,11 @@ def test_console_script_serves_the_gateway(database_url, tmp_path):
     with server:
         push(server.url, push_body(aggregate("k", 2)))
         assert counts(scrape(server.url).json()) == {"k": 2}
+
+
+def test_every_worker_shows_a_push_as_soon_as_it_is_acknowledged(gateway):
+    """Each worker keeps its rendered export until a push changes the group: the change must
+    be seen by the next scrape, whichever worker serves it."""
+    for total in range(1, 41):
+        push(gateway.url, push_body(aggregate("k", total), target_uuid="p"))
+        assert counts(scrape(gateway.url).json()) == {"k": total}

@@ -105,3 +105,15 @@ def test_health_is_503_while_the_database_is_unreachable(tmp_path):
     (tmp_path / "moved").rename(folder)
     assert client.get("/-/health").status_code == 200
     assert post(client, push_body(aggregate("k", 1))).status_code == 200
+
+
+def test_an_identical_repush_writes_nothing(client, database_url):
+    body = push_body(aggregate("k", 3, [occurrence()]), target_uuid="p")
+    post(client, body)
+    watcher = sqlite3.connect(database_url.removeprefix("sqlite:///"))
+    version = watcher.execute("PRAGMA data_version").fetchone()
+    post(client, body)
+    assert watcher.execute("PRAGMA data_version").fetchone() == version
+    post(client, push_body(aggregate("k", 4), target_uuid="p"))
+    assert watcher.execute("PRAGMA data_version").fetchone() != version
+    watcher.close()

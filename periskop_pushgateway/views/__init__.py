@@ -15,7 +15,7 @@ DEFAULT_GROUP = ""
 
 
 def current_gateway():
-    """The app's Gateway (app.py): its store and its push schema."""
+    """The app's Gateway (app.py): its store and its push loader."""
     return current_app.extensions["periskop_pushgateway"]
 
 

@@ -24,7 +24,7 @@ def push(group=DEFAULT_GROUP):
         # client a form type), so the raw body is read and never parsed as a form.
         document = read_push_document(request, current_app.config["MAX_BODY_BYTES"])
         try:
-            loaded = gateway.push_schema.load(document)
+            loaded = gateway.load_push(document)
         except ValidationError as error:
             raise InvalidPush(error.messages) from None
     except PushRejected as rejection:
