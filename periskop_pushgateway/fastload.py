@@ -36,7 +36,7 @@ def _schema_loader(schema):
     if schema.unknown != EXCLUDE or any(schema._hooks.values()):
         raise ValueError(f"{type(schema).__name__}: only EXCLUDE schemas without hooks compile")
     plan = [
-        (field.data_key or name, field.attribute or name, field, _field_loader(field))
+        (field.data_key or name, field.attribute or name, field, *_field_loader(field))
         for name, field in schema.load_fields.items()
     ]
 
@@ -44,7 +44,7 @@ def _schema_loader(schema):
         if type(data) is not dict:
             raise _SlowPath
         result = {}
-        for data_key, attribute, field, load_value in plan:
+        for data_key, attribute, field, load_value, plain in plan:
             value = data.get(data_key, missing)
             if value is missing:
                 if field.required:
@@ -56,6 +56,8 @@ def _schema_loader(schema):
             elif value is None:
                 if not field.allow_none:
                     raise _SlowPath
+            elif plain:
+                value = load_value(value, None, None)
             else:
                 value = load_value(value)
             result[attribute] = value
@@ -65,26 +67,32 @@ def _schema_loader(schema):
 
 
 def _field_loader(field):
+    """(load, plain): plain means load is the field's own _deserialize(value, attr, data),
+    called directly to save a call per field on the hot path."""
     validators = tuple(field.validators)
     if isinstance(field, fields.Nested):
         if field.many:
             raise ValueError("Nested(many=True) does not compile; use List(Nested(...))")
         load = _schema_loader(field.schema)
     elif isinstance(field, fields.List):
-        load_item = _field_loader(field.inner)
+        load_item, plain_item = _field_loader(field.inner)
+        if plain_item:
+            raise ValueError("List of plain fields does not compile; use one field for the list")
 
         def load(value):
             if type(value) is not list or None in value:
                 raise _SlowPath
             return [load_item(item) for item in value]
 
+    elif not validators:
+        return field._deserialize, True
     else:
 
         def load(value):
             return field._deserialize(value, None, None)
 
     if not validators:
-        return load
+        return load, False
 
     def load_and_validate(value):
         loaded = load(value)
@@ -93,4 +101,4 @@ def _field_loader(field):
                 raise _SlowPath
         return loaded
 
-    return load_and_validate
+    return load_and_validate, False

@@ -10,6 +10,8 @@ values that are not strings; over-long text, stack traces and cause chains, whic
 visible marker rather than losing the report. Everything else that does not fit is rejected.
 """
 
+import json
+import re
 import uuid
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -29,6 +31,7 @@ _MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
 MAX_COUNT = 2**53
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 CUT_BY = "periskop-pushgateway"
 
 # Null and absent are the same for every optional field.
@@ -170,15 +173,14 @@ class StackTrace(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) is not list:
             raise self.make_error("invalid")
-        max_length = self.max_length
-        cut = False
-        for index, line in enumerate(value):
-            if type(line) is not str:
-                raise ValidationError({index: [self.error_messages["item"]]})
-            if len(line) > max_length:
-                cut = True
-        if cut:
-            value = [cut_text(line, max_length) for line in value]
+        if not value:
+            return value
+        # Checked by C loops (map): a trace is hundreds of lines, pushed many times over.
+        if set(map(type, value)) != {str}:
+            index = next(i for i, line in enumerate(value) if type(line) is not str)
+            raise ValidationError({index: [self.error_messages["item"]]})
+        if max(map(len, value)) > self.max_length:
+            value = [cut_text(line, self.max_length) for line in value]
         if len(value) > self.max_lines:
             head = self.max_lines // 2
             tail = self.max_lines - head - 1
@@ -221,7 +223,10 @@ def _header_text(value):
 
 
 def _json_text(value):
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits, which only the standard library writes
+        return json.dumps(value, separators=(",", ":"))
 
 
 class OccurrenceUUID(fields.Field):
@@ -233,6 +238,8 @@ class OccurrenceUUID(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if type(value) is not str:
             raise self.make_error("invalid")
+        if _CANONICAL_UUID.match(value):
+            return None if value == NIL_UUID else value
         if value == "":
             return None
         try:

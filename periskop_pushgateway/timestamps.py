@@ -5,14 +5,16 @@ datetime keeps only microseconds, so timestamps are parsed and stored as integer
 to export exactly what was pushed.
 """
 
-import calendar
 import re
 import time
+from datetime import date
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
 )
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 # Go marshals an unset time.Time as this instant; it means "no timestamp".
 GO_ZERO_TIME_NS = -62135596800 * 10**9
@@ -23,23 +25,28 @@ def parse_rfc3339_ns(text):
     match = _RFC3339.match(text)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
-    if year < 1 or not (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)):
+    year, month, day, hour, minute, second, fraction, _z, sign, offset_hours, offset_minutes = (
+        match.groups()
+    )
+    try:
+        # date() checks the calendar (month lengths, leap years) in C.
+        days = date(int(year), int(month), int(day)).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
         return None
+    hour, minute, second = int(hour), int(minute), int(second)
     if hour > 23 or minute > 59 or second > 60:
         return None
     second = min(second, 59)  # a leap second is kept as the second before it
-    fraction = match.group(7) or ""
     offset = 0
-    if match.group(9):
-        offset_hours, offset_minutes = int(match.group(10)), int(match.group(11))
+    if sign:
+        offset_hours, offset_minutes = int(offset_hours), int(offset_minutes)
         if offset_hours > 23 or offset_minutes > 59:
             return None
         offset = (offset_hours * 60 + offset_minutes) * 60
-        if match.group(9) == "-":
+        if sign == "-":
             offset = -offset
-    seconds = calendar.timegm((year, month, day, hour, minute, second)) - offset
-    return seconds * 10**9 + int(fraction.ljust(9, "0") or 0)
+    seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset
+    return seconds * 10**9 + (int(fraction.ljust(9, "0")) if fraction else 0)
 
 
 def format_rfc3339_ns(ns):
@@ -55,7 +62,3 @@ def format_rfc3339_ns(ns):
 
 def now_ns():
     return time.time_ns()
-
-
-def _days_in_month(year, month):
-    return calendar.monthrange(year, month)[1]

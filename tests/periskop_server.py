@@ -62,8 +62,11 @@ def assert_decodable_by_periskop(export):
             assert occurrence["severity"] in ("info", "warning", "error")
             context = occurrence["http_context"]
             if context is not None:
-                assert all(is_text(context[name]) for name in
-                           ("request_method", "request_url", "request_body"))
+                assert all(
+                    is_text(context[name])
+                    for name in ("request_method", "request_url", "request_body")
+                )
                 headers = context["request_headers"]
                 assert headers is None or all(
-                    type(k) is str and type(v) is str for k, v in headers.items())
+                    type(k) is str and type(v) is str for k, v in headers.items()
+                )

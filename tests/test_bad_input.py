@@ -18,9 +18,22 @@ GROUP = "victim"
 
 def valid_push():
     return push_body(
-        aggregate("k", 3, [occurrence("a"), occurrence("b", http_context={
-            "request_method": "GET", "request_url": "http://x/", "request_headers": {"A": "b"},
-            "request_body": None})]),
+        aggregate(
+            "k",
+            3,
+            [
+                occurrence("a"),
+                occurrence(
+                    "b",
+                    http_context={
+                        "request_method": "GET",
+                        "request_url": "http://x/",
+                        "request_headers": {"A": "b"},
+                        "request_body": None,
+                    },
+                ),
+            ],
+        ),
         target_uuid="p",
     )
 
@@ -38,6 +51,7 @@ def setter(path, value):
         for step in path[:-1]:
             target = target[step]
         target[path[-1]] = value
+
     return change
 
 
@@ -47,6 +61,7 @@ def deleter(path):
         for step in path[:-1]:
             target = target[step]
         del target[path[-1]]
+
     return change
 
 
@@ -72,115 +87,329 @@ CASES = [
     ("NaN literal", b'{"aggregated_errors": NaN}', {}, 400, "_body"),
     ("lone surrogate", b'{"target_uuid": "\\ud800"}', {}, 400, "_body"),
     ("nested deeper than json allows", b'{"a":' * 2000 + b"1" + b"}" * 2000, {}, 400, "_body"),
-    ("aggregated_errors a string", mutated(setter(("aggregated_errors",), "x")), {}, 400,
-     "aggregated_errors"),
-    ("aggregated_errors an object", mutated(setter(("aggregated_errors",), {})), {}, 400,
-     "aggregated_errors"),
+    (
+        "aggregated_errors a string",
+        mutated(setter(("aggregated_errors",), "x")),
+        {},
+        400,
+        "aggregated_errors",
+    ),
+    (
+        "aggregated_errors an object",
+        mutated(setter(("aggregated_errors",), {})),
+        {},
+        400,
+        "aggregated_errors",
+    ),
     ("aggregate a string", mutated(setter(AGG, "x")), {}, 400, "aggregated_errors.0._schema"),
-    ("missing aggregation_key", mutated(deleter((*AGG, "aggregation_key"))), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("empty aggregation_key", mutated(setter((*AGG, "aggregation_key"), "")), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("null aggregation_key", mutated(setter((*AGG, "aggregation_key"), None)), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("numeric aggregation_key", mutated(setter((*AGG, "aggregation_key"), 7)), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("aggregation_key too long", mutated(setter((*AGG, "aggregation_key"), "k" * 1025)), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("aggregation_key with NUL", mutated(setter((*AGG, "aggregation_key"), "a\x00b")), {}, 400,
-     "aggregated_errors.0.aggregation_key"),
-    ("total_count a string", mutated(setter((*AGG, "total_count"), "12")), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("total_count negative", mutated(setter((*AGG, "total_count"), -1)), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("total_count over 2^53", mutated(setter((*AGG, "total_count"), 2**53 + 1)), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("total_count beyond 64 bits", mutated(setter((*AGG, "total_count"), 10**30)), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("total_count a float", mutated(setter((*AGG, "total_count"), 1.5)), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("total_count a boolean", mutated(setter((*AGG, "total_count"), True)), {}, 400,
-     "aggregated_errors.0.total_count"),
-    ("unknown severity", mutated(setter((*AGG, "severity"), "fatal")), {}, 400,
-     "aggregated_errors.0.severity"),
-    ("numeric severity", mutated(setter((*AGG, "severity"), 3)), {}, 400,
-     "aggregated_errors.0.severity"),
-    ("unknown occurrence severity", mutated(setter((*OCC, "severity"), "critical")), {}, 400,
-     "aggregated_errors.0.latest_errors.1.severity"),
-    ("unparseable created_at", mutated(setter((*AGG, "created_at"), "yesterday")), {}, 400,
-     "aggregated_errors.0.created_at"),
-    ("impossible date", mutated(setter((*OCC, "timestamp"), "2020-02-30T00:00:00Z")), {}, 400,
-     "aggregated_errors.0.latest_errors.1.timestamp"),
-    ("timestamp without zone", mutated(setter((*OCC, "timestamp"), "2020-01-01T00:00:00")), {},
-     400, "aggregated_errors.0.latest_errors.1.timestamp"),
-    ("numeric timestamp", mutated(setter((*OCC, "timestamp"), 1581979365)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.timestamp"),
-    ("timestamp out of range", mutated(setter((*OCC, "timestamp"), "3000-01-01T00:00:00Z")), {},
-     400, "aggregated_errors.0.latest_errors.1.timestamp"),
-    ("latest_errors an object", mutated(setter((*AGG, "latest_errors"), {})), {}, 400,
-     "aggregated_errors.0.latest_errors"),
-    ("occurrence a string", mutated(setter(OCC, "x")), {}, 400,
-     "aggregated_errors.0.latest_errors.1._schema"),
-    ("missing error", mutated(deleter(ERR)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error"),
-    ("null error", mutated(setter(ERR, None)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error"),
-    ("error a string", mutated(setter(ERR, "boom")), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error._schema"),
-    ("message an object", mutated(setter((*ERR, "message"), {"text": "x"})), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.message"),
-    ("numeric class", mutated(setter((*ERR, "class"), 7)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.class"),
-    ("stacktrace a number", mutated(setter((*ERR, "stacktrace"), 12)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.stacktrace"),
-    ("stacktrace a string", mutated(setter((*ERR, "stacktrace"), "line 1")), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.stacktrace"),
-    ("stacktrace line a number", mutated(setter((*ERR, "stacktrace"), ["a", "b", 3])), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.stacktrace.2"),
-    ("cause a number", mutated(setter((*ERR, "cause"), 5)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.cause"),
-    ("bad field deep in the cause chain",
-     mutated(setter((*ERR, "cause"), {"message": "a", "cause": {"message": 1}})), {}, 400,
-     "aggregated_errors.0.latest_errors.1.error.cause.cause.message"),
-    ("http_context a list", mutated(setter((*OCC, "http_context"), [])), {}, 400,
-     "aggregated_errors.0.latest_errors.1.http_context._schema"),
-    ("request_headers a list", mutated(setter((*OCC, "http_context", "request_headers"), ["a"])),
-     {}, 400, "aggregated_errors.0.latest_errors.1.http_context.request_headers"),
-    ("request_body a number", mutated(setter((*OCC, "http_context", "request_body"), 1)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.http_context.request_body"),
-    ("uuid a number", mutated(setter((*OCC, "uuid"), 1)), {}, 400,
-     "aggregated_errors.0.latest_errors.1.uuid"),
+    (
+        "missing aggregation_key",
+        mutated(deleter((*AGG, "aggregation_key"))),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "empty aggregation_key",
+        mutated(setter((*AGG, "aggregation_key"), "")),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "null aggregation_key",
+        mutated(setter((*AGG, "aggregation_key"), None)),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "numeric aggregation_key",
+        mutated(setter((*AGG, "aggregation_key"), 7)),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "aggregation_key too long",
+        mutated(setter((*AGG, "aggregation_key"), "k" * 1025)),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "aggregation_key with NUL",
+        mutated(setter((*AGG, "aggregation_key"), "a\x00b")),
+        {},
+        400,
+        "aggregated_errors.0.aggregation_key",
+    ),
+    (
+        "total_count a string",
+        mutated(setter((*AGG, "total_count"), "12")),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "total_count negative",
+        mutated(setter((*AGG, "total_count"), -1)),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "total_count over 2^53",
+        mutated(setter((*AGG, "total_count"), 2**53 + 1)),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "total_count beyond 64 bits",
+        mutated(setter((*AGG, "total_count"), 10**30)),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "total_count a float",
+        mutated(setter((*AGG, "total_count"), 1.5)),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "total_count a boolean",
+        mutated(setter((*AGG, "total_count"), True)),
+        {},
+        400,
+        "aggregated_errors.0.total_count",
+    ),
+    (
+        "unknown severity",
+        mutated(setter((*AGG, "severity"), "fatal")),
+        {},
+        400,
+        "aggregated_errors.0.severity",
+    ),
+    (
+        "numeric severity",
+        mutated(setter((*AGG, "severity"), 3)),
+        {},
+        400,
+        "aggregated_errors.0.severity",
+    ),
+    (
+        "unknown occurrence severity",
+        mutated(setter((*OCC, "severity"), "critical")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.severity",
+    ),
+    (
+        "unparseable created_at",
+        mutated(setter((*AGG, "created_at"), "yesterday")),
+        {},
+        400,
+        "aggregated_errors.0.created_at",
+    ),
+    (
+        "impossible date",
+        mutated(setter((*OCC, "timestamp"), "2020-02-30T00:00:00Z")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.timestamp",
+    ),
+    (
+        "timestamp without zone",
+        mutated(setter((*OCC, "timestamp"), "2020-01-01T00:00:00")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.timestamp",
+    ),
+    (
+        "numeric timestamp",
+        mutated(setter((*OCC, "timestamp"), 1581979365)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.timestamp",
+    ),
+    (
+        "timestamp out of range",
+        mutated(setter((*OCC, "timestamp"), "3000-01-01T00:00:00Z")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.timestamp",
+    ),
+    (
+        "latest_errors an object",
+        mutated(setter((*AGG, "latest_errors"), {})),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors",
+    ),
+    (
+        "occurrence a string",
+        mutated(setter(OCC, "x")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1._schema",
+    ),
+    ("missing error", mutated(deleter(ERR)), {}, 400, "aggregated_errors.0.latest_errors.1.error"),
+    (
+        "null error",
+        mutated(setter(ERR, None)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error",
+    ),
+    (
+        "error a string",
+        mutated(setter(ERR, "boom")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error._schema",
+    ),
+    (
+        "message an object",
+        mutated(setter((*ERR, "message"), {"text": "x"})),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.message",
+    ),
+    (
+        "numeric class",
+        mutated(setter((*ERR, "class"), 7)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.class",
+    ),
+    (
+        "stacktrace a number",
+        mutated(setter((*ERR, "stacktrace"), 12)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.stacktrace",
+    ),
+    (
+        "stacktrace a string",
+        mutated(setter((*ERR, "stacktrace"), "line 1")),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.stacktrace",
+    ),
+    (
+        "stacktrace line a number",
+        mutated(setter((*ERR, "stacktrace"), ["a", "b", 3])),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.stacktrace.2",
+    ),
+    (
+        "cause a number",
+        mutated(setter((*ERR, "cause"), 5)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.cause",
+    ),
+    (
+        "bad field deep in the cause chain",
+        mutated(setter((*ERR, "cause"), {"message": "a", "cause": {"message": 1}})),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.error.cause.cause.message",
+    ),
+    (
+        "http_context a list",
+        mutated(setter((*OCC, "http_context"), [])),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.http_context._schema",
+    ),
+    (
+        "request_headers a list",
+        mutated(setter((*OCC, "http_context", "request_headers"), ["a"])),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.http_context.request_headers",
+    ),
+    (
+        "request_body a number",
+        mutated(setter((*OCC, "http_context", "request_body"), 1)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.http_context.request_body",
+    ),
+    (
+        "uuid a number",
+        mutated(setter((*OCC, "uuid"), 1)),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors.1.uuid",
+    ),
     ("target_uuid a number", mutated(setter(("target_uuid",), 1)), {}, 400, "target_uuid"),
-    ("target_uuid too long", mutated(setter(("target_uuid",), "u" * 256)), {}, 400,
-     "target_uuid"),
-    ("too many aggregates",
-     json.dumps(push_body(*(aggregate(f"k{i}", 1) for i in range(1001)))).encode(), {}, 400,
-     "aggregated_errors"),
-    ("too many occurrences",
-     json.dumps(push_body(aggregate("k", 1, [occurrence() for _ in range(101)]))).encode(), {},
-     400, "aggregated_errors.0.latest_errors"),
-    ("unsupported content encoding", json.dumps(valid_push()).encode(),
-     {"Content-Encoding": "br"}, 415, None),
-    ("gzip header on a plain body", json.dumps(valid_push()).encode(),
-     {"Content-Encoding": "gzip"}, 400, "_body"),
-    ("truncated gzip", gzip.compress(json.dumps(valid_push()).encode())[:-12],
-     {"Content-Encoding": "gzip"}, 400, "_body"),
+    ("target_uuid too long", mutated(setter(("target_uuid",), "u" * 256)), {}, 400, "target_uuid"),
+    (
+        "too many aggregates",
+        json.dumps(push_body(*(aggregate(f"k{i}", 1) for i in range(1001)))).encode(),
+        {},
+        400,
+        "aggregated_errors",
+    ),
+    (
+        "too many occurrences",
+        json.dumps(push_body(aggregate("k", 1, [occurrence() for _ in range(101)]))).encode(),
+        {},
+        400,
+        "aggregated_errors.0.latest_errors",
+    ),
+    (
+        "unsupported content encoding",
+        json.dumps(valid_push()).encode(),
+        {"Content-Encoding": "br"},
+        415,
+        None,
+    ),
+    (
+        "gzip header on a plain body",
+        json.dumps(valid_push()).encode(),
+        {"Content-Encoding": "gzip"},
+        400,
+        "_body",
+    ),
+    (
+        "truncated gzip",
+        gzip.compress(json.dumps(valid_push()).encode())[:-12],
+        {"Content-Encoding": "gzip"},
+        400,
+        "_body",
+    ),
     ("gzip of invalid json", gzip.compress(b"{nope"), {"Content-Encoding": "gzip"}, 400, "_body"),
     ("body over the size limit", b" " * (10 * 1024 * 1024 + 1) + b"{}", {}, 413, None),
-    ("gzip bomb", gzip.compress(b" " * (11 * 1024 * 1024) + b"{}"),
-     {"Content-Encoding": "gzip"}, 413, None),
+    (
+        "gzip bomb",
+        gzip.compress(b" " * (11 * 1024 * 1024) + b"{}"),
+        {"Content-Encoding": "gzip"},
+        413,
+        None,
+    ),
 ]
 
 
 def rejections_reported(client):
-    return sum(a["total_count"] for a in scrape(client)["aggregated_errors"]
-               if a["aggregation_key"].endswith("@periskop-pushgateway"))
+    return sum(
+        a["total_count"]
+        for a in scrape(client)["aggregated_errors"]
+        if a["aggregation_key"].endswith("@periskop-pushgateway")
+    )
 
 
 @pytest.fixture
 def victim(client):
-    assert client.post(f"/services/{GROUP}/errors", data=json.dumps(valid_push())).status_code \
-        == 200
+    assert (
+        client.post(f"/services/{GROUP}/errors", data=json.dumps(valid_push())).status_code == 200
+    )
     return client
 
 
@@ -189,8 +418,9 @@ def test_there_are_at_least_forty_distinct_cases():
     assert len({case[1] for case in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("body, headers, status, field",
-                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    "body, headers, status, field", [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
 def test_bad_push_is_rejected_and_changes_nothing(victim, body, headers, status, field):
     client = victim
     before = client.get(f"/services/{GROUP}/-/errors").data
@@ -213,8 +443,10 @@ def test_bad_push_is_rejected_and_changes_nothing(victim, body, headers, status,
 def test_one_bad_occurrence_among_fifty_stores_none_of_them(client):
     occurrences = [occurrence(str(i)) for i in range(50)]
     occurrences[37]["timestamp"] = "not a time"
-    body = push_body(*(aggregate(f"k{a}", 10, occurrences[a * 10:a * 10 + 10])
-                       for a in range(5)), target_uuid="p")
+    body = push_body(
+        *(aggregate(f"k{a}", 10, occurrences[a * 10 : a * 10 + 10]) for a in range(5)),
+        target_uuid="p",
+    )
     response = client.post(f"/services/{GROUP}/errors", data=json.dumps(body))
     assert response.status_code == 400
     assert list(response.get_json()["errors"]) == ["aggregated_errors.3.latest_errors.7.timestamp"]
@@ -222,9 +454,16 @@ def test_one_bad_occurrence_among_fifty_stores_none_of_them(client):
 
 
 def test_rejections_are_reported_in_the_gateways_own_export_without_secrets(client):
-    client.post(f"/services/{GROUP}/errors", data="{oops", headers={
-        "Authorization": "Basic c2VjcmV0", "Cookie": "session=1", "X-Api-Key": "k",
-        "User-Agent": "nightly-job/1.0"})
+    client.post(
+        f"/services/{GROUP}/errors",
+        data="{oops",
+        headers={
+            "Authorization": "Basic c2VjcmV0",
+            "Cookie": "session=1",
+            "X-Api-Key": "k",
+            "User-Agent": "nightly-job/1.0",
+        },
+    )
     [report] = by_key(scrape(client))["InvalidPush@periskop-pushgateway"]["latest_errors"]
     assert report["error"]["class"] == "InvalidPush"
     assert f"group '{GROUP}'" in report["error"]["message"]
@@ -247,8 +486,16 @@ def test_a_flood_of_bad_pushes_grows_a_count_not_the_storage(client, database_ur
 
 def test_deflate_and_gzip_bodies_are_accepted(client):
     body = json.dumps(push_body(aggregate("k", 2), target_uuid="p")).encode()
-    assert client.post("/errors", data=gzip.compress(body),
-                       headers={"Content-Encoding": "gzip"}).status_code == 200
-    assert client.post("/errors", data=zlib.compress(body),
-                       headers={"Content-Encoding": "deflate"}).status_code == 200
+    assert (
+        client.post(
+            "/errors", data=gzip.compress(body), headers={"Content-Encoding": "gzip"}
+        ).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/errors", data=zlib.compress(body), headers={"Content-Encoding": "deflate"}
+        ).status_code
+        == 200
+    )
     assert by_key(scrape(client))["k"]["total_count"] == 2

@@ -16,8 +16,11 @@ LIMIT = 1024 * 1024
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("limits")
-    server = Gunicorn(f"sqlite:///{folder / 'gateway.db'}", log_path=folder / "gunicorn.log",
-                      env={"PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES": str(LIMIT)})
+    server = Gunicorn(
+        f"sqlite:///{folder / 'gateway.db'}",
+        log_path=folder / "gunicorn.log",
+        env={"PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES": str(LIMIT)},
+    )
     yield server.start()
     server.stop()
     server.kill()
@@ -47,8 +50,9 @@ def padded_push(size):
 
 
 def still_serving(gateway):
-    response = requests.post(gateway.url + "/errors",
-                             data=json.dumps(push_body(aggregate("alive", 1))), timeout=10)
+    response = requests.post(
+        gateway.url + "/errors", data=json.dumps(push_body(aggregate("alive", 1))), timeout=10
+    )
     return response.status_code == 200
 
 
@@ -63,14 +67,14 @@ def test_a_chunked_body_under_the_limit_is_accepted(gateway):
 
 
 def test_a_chunked_body_of_valid_json_padded_past_the_limit_is_refused(gateway):
-    response = requests.post(gateway.url + "/errors", data=iter([padded_push(LIMIT + 1)]),
-                             timeout=30)
+    response = requests.post(
+        gateway.url + "/errors", data=iter([padded_push(LIMIT + 1)]), timeout=30
+    )
     assert response.status_code == 413, response.text
 
 
 def test_a_declared_oversize_body_is_refused_before_it_is_sent(gateway):
-    head = (b"POST /errors HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n"
-            b"Connection: close")
+    head = b"POST /errors HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\nConnection: close"
     assert raw_request(gateway, head) == 413
     assert still_serving(gateway)
 
@@ -97,8 +101,9 @@ def test_a_content_length_smaller_than_the_body_reads_no_further(gateway):
 def test_a_gzip_bomb_is_refused_without_inflating_it(gateway):
     bomb = gzip.compress(b" " * (512 * LIMIT), compresslevel=9)  # 512 MiB of spaces
     assert len(bomb) < LIMIT
-    response = requests.post(gateway.url + "/errors", data=bomb,
-                             headers={"Content-Encoding": "gzip"}, timeout=30)
+    response = requests.post(
+        gateway.url + "/errors", data=bomb, headers={"Content-Encoding": "gzip"}, timeout=30
+    )
     assert response.status_code == 413
     assert "decompressed" in response.json()["description"]
     assert still_serving(gateway)
