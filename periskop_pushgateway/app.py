@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from .auth import credentials_from_config, install_auth
 from .config import load_config
 from .db import create_engines
 from .errors import register_error_handlers
 from .migrate import check_database_current, upgrade_database
 from .schemas import Limits, build_push_loader
+from .scrub import Scrubber
 from .store import Store
 from .views import GroupNameConverter, export, health, push
 
@@ -22,6 +24,7 @@ class Gateway:
 
     store: Store
     load_push: Callable[[dict], dict]
+    scrubber: Scrubber
 
 
 def create_app(config_overrides=None):
@@ -41,9 +44,11 @@ def create_app(config_overrides=None):
         check_database_current(engine)
     # Connections opened for the migration are not handed to forked workers.
     engine.dispose()
+    scrubber = Scrubber.from_config(config)
     app.extensions["periskop_pushgateway"] = Gateway(
         store=Store(engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]),
-        load_push=build_push_loader(Limits.from_config(config)),
+        load_push=build_push_loader(Limits.from_config(config), scrubber),
+        scrubber=scrubber,
     )
 
     if config["PROXY_HOPS"]:
@@ -53,6 +58,7 @@ def create_app(config_overrides=None):
     app.url_map.converters["group"] = GroupNameConverter
     for view in (push, export, health):
         app.register_blueprint(view.blueprint)
+    install_auth(app, credentials_from_config(config))
     register_error_handlers(app)
     return app
 

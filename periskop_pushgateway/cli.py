@@ -4,6 +4,7 @@ import multiprocessing
 
 import click
 from gunicorn.app.base import BaseApplication
+from werkzeug.security import generate_password_hash
 
 from . import __version__
 from .config import load_config
@@ -88,3 +89,10 @@ def upgrade_db():
     _engine, write_engine = create_engines(load_config())
     revision = upgrade_database(write_engine)
     click.echo(f"database schema at revision {revision}")
+
+
+@main.command("hash-password")
+@click.password_option(help="The password; asked for (twice) when not given.")
+def hash_password(password):
+    """Print the hash of a password, for a PERISKOP_PUSHGATEWAY_*_PASSWORD_HASH setting."""
+    click.echo(generate_password_hash(password))

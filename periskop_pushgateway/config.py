@@ -79,6 +79,39 @@ SETTINGS = {
         _text,
         "SQLite `synchronous` pragma: FULL makes every acknowledged push survive power loss.",
     ),
+    "PUSH_USERNAME": ("", _text, "Basic auth user name for pushing; empty: no credentials asked."),
+    "PUSH_PASSWORD_HASH": (
+        "",
+        _text,
+        "Password hash (`periskop-pushgateway hash-password`) for pushing.",
+    ),
+    "ADMIN_USERNAME": (
+        "",
+        _text,
+        "Basic auth user name for the admin API; empty: no credentials asked.",
+    ),
+    "ADMIN_PASSWORD_HASH": (
+        "",
+        _text,
+        "Password hash (`periskop-pushgateway hash-password`) for the admin API.",
+    ),
+    "SCRAPE_USERNAME": (
+        "",
+        _text,
+        "Basic auth user name for the export, health and metrics; empty: no credentials asked.",
+    ),
+    "SCRAPE_PASSWORD_HASH": (
+        "",
+        _text,
+        "Password hash (`periskop-pushgateway hash-password`) for the export, health and metrics.",
+    ),
+    "SCRUB_HEADERS": (
+        "",
+        _text,
+        "More request header names (comma-separated) whose pushed values are replaced by "
+        "[Filtered], beside Authorization, Cookie, Set-Cookie, Proxy-Authorization, X-Api-Key.",
+    ),
+    "DROP_REQUEST_BODY": (False, _boolean, "Store no pushed request bodies at all."),
     "SQLITE_WAL_LIMIT_BYTES": (
         64 * 1024 * 1024,
         _positive_integer,

@@ -68,6 +68,10 @@ def register_error_handlers(app):
     @app.errorhandler(HTTPException)
     def http_error(error):
         response = jsonify(code=error.code, message=error.name, description=error.description)
+        # WWW-Authenticate (401), Allow (405) and the like stay.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers.add(name, value)
         return response, error.code
 
     @app.errorhandler(OperationalError)

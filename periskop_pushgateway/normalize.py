@@ -12,18 +12,22 @@ DEFAULT_SEVERITY = "error"
 OCCURRENCE_NAMESPACE = uuid.UUID("9a4b8d36-5f3e-4b63-9f0e-0d3c5e1c7a21")
 
 
-def normalize_push(push, received_ns):
+def normalize_push(push, received_ns, scrub=None):
     """Fill in what the protocol lets a client leave out, in the form the store keeps.
 
     Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
     "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body"}]}]}, where body is the
-    occurrence's exported JSON.
+    occurrence's exported JSON. scrub, when given, cleans each http_context (scrub.py).
     """
     target_uuid = push["target_uuid"] or None
     aggregates = []
     for aggregate in push["aggregated_errors"] or ():
         occurrences = _normalize_occurrences(
-            aggregate["latest_errors"] or (), target_uuid, aggregate["aggregation_key"], received_ns
+            aggregate["latest_errors"] or (),
+            target_uuid,
+            aggregate["aggregation_key"],
+            received_ns,
+            scrub,
         )
         total_count = aggregate["total_count"]
         created_ns = aggregate["created_at"]
@@ -41,10 +45,12 @@ def normalize_push(push, received_ns):
     return {"target_uuid": target_uuid, "aggregates": aggregates}
 
 
-def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received_ns):
+def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received_ns, scrub):
     occurrences = []
     seen_content = {}
     for occurrence in latest_errors:
+        if scrub is not None:
+            occurrence["http_context"] = scrub(occurrence["http_context"])
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
         if occurrence_uuid is None:

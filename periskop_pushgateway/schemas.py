@@ -367,12 +367,12 @@ def build_push_schema(limits):
     return PushSchema()
 
 
-def build_push_loader(limits):
-    """load_push(document): the push validated under the limits and normalized (normalize.py);
-    raises marshmallow's ValidationError for a push that is not valid."""
+def build_push_loader(limits, scrubber):
+    """load_push(document): the push validated under the limits, normalized (normalize.py) and
+    scrubbed of secrets; raises marshmallow's ValidationError for a push that is not valid."""
     load = compile_loader(build_push_schema(limits))
 
     def load_push(document):
-        return normalize_push(load(document), now_ns())
+        return normalize_push(load(document), now_ns(), scrubber.scrub)
 
     return load_push

@@ -1,12 +1,19 @@
-"""Request headers that carry secrets and must never reach Periskop."""
+"""Secrets in pushed request headers never reach the database, nor Periskop."""
 
-SENSITIVE_HEADERS = frozenset(
-    {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
+DEFAULT_SENSITIVE_HEADERS = (
+    "Authorization",
+    "Cookie",
+    "Set-Cookie",
+    "Proxy-Authorization",
+    "X-Api-Key",
 )
+FILTERED = "[Filtered]"
+# Header names repeat across pushes; their verdicts are remembered, up to this many.
+_REMEMBERED = 4096
 
 
 def header_key(name):
-    """Compare header names case-insensitively, and in the Rack form the Ruby client sends
+    """Header names compare case-insensitively, and in the Rack form the Ruby client sends
     (HTTP_AUTHORIZATION, HTTP_X_API_KEY) as in the plain one."""
     name = name.lower()
     if name.startswith("http_"):
@@ -14,5 +21,38 @@ def header_key(name):
     return name.replace("_", "-")
 
 
-def is_sensitive(name):
-    return header_key(name) in SENSITIVE_HEADERS
+class Scrubber:
+    def __init__(self, extra_headers=(), drop_request_body=False):
+        self._sensitive = frozenset(
+            header_key(name) for name in (*DEFAULT_SENSITIVE_HEADERS, *extra_headers)
+        )
+        self.drop_request_body = drop_request_body
+        self._verdicts = {}
+
+    @classmethod
+    def from_config(cls, config):
+        extra = [name.strip() for name in config["SCRUB_HEADERS"].split(",") if name.strip()]
+        return cls(extra, config["DROP_REQUEST_BODY"])
+
+    def is_sensitive(self, name):
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = header_key(name) in self._sensitive
+            if len(self._verdicts) < _REMEMBERED:
+                self._verdicts[name] = verdict
+        return verdict
+
+    def scrub(self, http_context):
+        """A pushed http_context with sensitive header values replaced by [Filtered], and
+        without its body when so configured."""
+        if http_context is None:
+            return None
+        headers = http_context["request_headers"]
+        if headers:
+            http_context["request_headers"] = {
+                name: FILTERED if self.is_sensitive(name) else value
+                for name, value in headers.items()
+            }
+        if self.drop_request_body:
+            http_context["request_body"] = None
+        return http_context

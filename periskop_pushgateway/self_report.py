@@ -9,7 +9,6 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from .normalize import normalize_push
-from .scrub import is_sensitive
 from .timestamps import now_ns
 
 log = logging.getLogger(__name__)
@@ -20,7 +19,7 @@ REJECTION_CLASSES = {400: "InvalidPush", 413: "PushTooLarge", 415: "UnsupportedP
 _MAX_MESSAGE = 1000
 
 
-def report_rejection(store, request, group, rejection):
+def report_rejection(gateway, request, group, rejection):
     class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
     where = f"group {group!r}" if group else "the default group"
     message = f"push to {where} rejected with {rejection.code}: {rejection.description}"
@@ -56,7 +55,7 @@ def report_rejection(store, request, group, rejection):
                             "request_headers": {
                                 name: value
                                 for name, value in request.headers.items()
-                                if not is_sensitive(name)
+                                if not gateway.scrubber.is_sensitive(name)
                             },
                             "request_body": None,
                         },
@@ -66,7 +65,7 @@ def report_rejection(store, request, group, rejection):
         ],
     }
     try:
-        store.ingest(REPORT_GROUP, normalize_push(report, now_ns()))
+        gateway.store.ingest(REPORT_GROUP, normalize_push(report, now_ns()))
     except SQLAlchemyError as error:
         # The client still gets its 4xx; only the report is lost.
         log.warning("could not record the rejected push: %s", error)

@@ -28,7 +28,7 @@ def push(group=DEFAULT_GROUP):
         except ValidationError as error:
             raise InvalidPush(error.messages) from None
     except PushRejected as rejection:
-        report_rejection(gateway.store, request, group, rejection)
+        report_rejection(gateway, request, group, rejection)
         raise
     summary = gateway.store.ingest(group, loaded)
     log.info(

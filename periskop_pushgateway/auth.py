@@ -1,0 +1,89 @@
+"""Optional HTTP Basic auth: one set of credentials for pushing, one for the admin API, and
+one for scraping (the export, health and metrics stay open unless it is set).
+
+Passwords are configured as werkzeug password hashes, never in plain text. Clients pass
+credentials in the gateway's address (http://user:pass@gateway:7878), which every client
+library turns into a Basic Authorization header.
+"""
+
+import hashlib
+import hmac
+import os
+
+from flask import request
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+from werkzeug.security import check_password_hash
+
+# Which credentials each blueprint asks for.
+ROLE_OF_BLUEPRINT = {
+    "push": "PUSH",
+    "admin": "ADMIN",
+    "export": "SCRAPE",
+    "health": "SCRAPE",
+    "metrics": "SCRAPE",
+}
+REALM = "periskop-pushgateway"
+_HASH_METHODS = ("scrypt:", "pbkdf2:")
+# Checking a password hash is slow on purpose (tens of ms); a password once accepted is
+# remembered as a keyed digest, so that a client pushing every second pays it once.
+_REMEMBERED = 64
+
+
+class Credentials:
+    def __init__(self, role, username, password_hash):
+        if not password_hash.startswith(_HASH_METHODS):
+            raise ValueError(
+                f"PERISKOP_PUSHGATEWAY_{role}_PASSWORD_HASH is not a password hash: "
+                "make one with `periskop-pushgateway hash-password`"
+            )
+        self.username = username
+        self._password_hash = password_hash
+        self._key = os.urandom(32)
+        self._accepted = set()
+
+    def accept(self, authorization):
+        if authorization is None or authorization.type != "basic":
+            return False
+        username_ok = hmac.compare_digest(
+            (authorization.username or "").encode(), self.username.encode()
+        )
+        password = (authorization.password or "").encode()
+        digest = hmac.new(self._key, password, hashlib.sha256).digest()
+        if digest in self._accepted:
+            return username_ok
+        password_ok = check_password_hash(self._password_hash, password.decode())
+        if password_ok and len(self._accepted) < _REMEMBERED:
+            self._accepted.add(digest)
+        return username_ok and password_ok
+
+
+def credentials_from_config(config):
+    """role -> Credentials, for each role whose username is set."""
+    credentials = {}
+    for role in sorted(set(ROLE_OF_BLUEPRINT.values())):
+        username, password_hash = config[f"{role}_USERNAME"], config[f"{role}_PASSWORD_HASH"]
+        if bool(username) != bool(password_hash):
+            raise ValueError(f"PERISKOP_PUSHGATEWAY_{role}_USERNAME and _PASSWORD_HASH go together")
+        if username:
+            credentials[role] = Credentials(role, username, password_hash)
+    return credentials
+
+
+def install_auth(app, credentials):
+    if not credentials:
+        return
+
+    @app.before_request
+    def require_credentials():
+        role = ROLE_OF_BLUEPRINT.get(request.blueprint)
+        required = credentials.get(role)
+        if required is not None and not required.accept(request.authorization):
+            raise Unauthorized(
+                f"{role.lower()} credentials are required",
+                www_authenticate=_challenge(),
+            )
+
+
+def _challenge():
+    return WWWAuthenticate("basic", {"realm": REALM, "charset": "UTF-8"})

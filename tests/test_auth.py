@@ -1,0 +1,133 @@
+"""Optional Basic auth, per role, with password hashes only; tested with the real client."""
+
+import base64
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+from periskop_client.collector import ExceptionCollector
+from periskop_client.exporter import ExceptionExporter
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .helpers import counts
+from .servers import Gunicorn
+
+PUSH_HASH = generate_password_hash("push-secret")
+ADMIN_HASH = generate_password_hash("admin-secret")
+SCRAPE_HASH = generate_password_hash("scrape-secret")
+
+
+def basic(user, password):
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+BODY = '{"aggregated_errors": [{"aggregation_key": "k", "total_count": 1}]}'
+
+
+@pytest.fixture
+def protected(make_app):
+    return make_app(PUSH_USERNAME="jobs", PUSH_PASSWORD_HASH=PUSH_HASH).test_client()
+
+
+def test_without_credentials_configured_everything_is_open(client):
+    assert client.post("/errors", data=BODY).status_code == 200
+    assert client.get("/-/errors").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        basic("jobs", "wrong"),
+        basic("other", "push-secret"),
+        {"Authorization": "Bearer push-secret"},
+        {"Authorization": "Basic !!!not-base64"},
+    ],
+)
+def test_pushes_without_the_right_credentials_get_401_and_store_nothing(protected, headers):
+    response = protected.post("/errors", data=BODY, headers=headers)
+    assert response.status_code == 401
+    assert re.match(r'Basic realm="?periskop-pushgateway"?', response.headers["WWW-Authenticate"])
+    assert response.get_json()["code"] == 401
+    assert protected.get("/-/errors").get_json()["aggregated_errors"] == []
+
+
+def test_pushes_with_the_right_credentials_are_stored(protected):
+    for _ in range(3):  # the second and third reuse the remembered verdict
+        assert (
+            protected.post("/errors", data=BODY, headers=basic("jobs", "push-secret")).status_code
+            == 200
+        )
+    assert (
+        protected.post(
+            "/services/g/errors", data=BODY, headers=basic("jobs", "push-secret")
+        ).status_code
+        == 200
+    )
+    assert protected.post("/errors", data=BODY, headers=basic("jobs", "nope")).status_code == 401
+
+
+def test_export_and_health_stay_open_unless_scrape_credentials_are_set(protected, make_app):
+    assert protected.get("/-/errors").status_code == 200
+    assert protected.get("/-/health").status_code == 200
+    closed = make_app(SCRAPE_USERNAME="periskop", SCRAPE_PASSWORD_HASH=SCRAPE_HASH).test_client()
+    assert closed.get("/-/errors").status_code == 401
+    assert closed.get("/-/health").status_code == 401
+    assert closed.get("/-/errors", headers=basic("periskop", "scrape-secret")).status_code == 200
+    assert closed.post("/errors", data=BODY).status_code == 200  # pushing is another role
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"PUSH_USERNAME": "jobs", "PUSH_PASSWORD_HASH": "plain-text"}, "not a password hash"),
+        ({"PUSH_USERNAME": "jobs"}, "go together"),
+        ({"ADMIN_PASSWORD_HASH": ADMIN_HASH}, "go together"),
+    ],
+)
+def test_plaintext_or_half_configured_credentials_refuse_to_start(make_app, settings, message):
+    with pytest.raises(ValueError, match=message):
+        make_app(**settings)
+
+
+def test_real_client_passes_credentials_in_the_gateway_address(database_url, tmp_path):
+    server = Gunicorn(
+        database_url,
+        log_path=tmp_path / "gunicorn.log",
+        env={
+            "PERISKOP_PUSHGATEWAY_PUSH_USERNAME": "jobs",
+            "PERISKOP_PUSHGATEWAY_PUSH_PASSWORD_HASH": PUSH_HASH,
+        },
+    )
+    with server:
+        collector = ExceptionCollector()
+        try:
+            raise RuntimeError("nightly job failed")
+        except RuntimeError as error:
+            collector.report(error)
+        exporter = ExceptionExporter(collector)
+        authority = f"jobs:push-secret@127.0.0.1:{server.port}"
+        exporter.push_to_gateway(f"http://{authority}/services/nightly")
+        exporter.push_to_gateway(f"http://jobs:wrong@127.0.0.1:{server.port}/services/nightly")
+        exporter.push_to_gateway(server.url + "/services/nightly")  # no credentials: refused
+        export = requests.get(server.url + "/services/nightly/-/errors", timeout=10).json()
+        assert list(counts(export).values()) == [1]
+        refused = requests.post(server.url + "/errors", data=BODY, timeout=10)
+        assert refused.status_code == 401
+
+
+def test_hash_password_command_prints_a_hash_the_gateway_accepts(make_app):
+    result = subprocess.run(
+        [sys.executable, "-m", "periskop_pushgateway", "hash-password"],
+        input="s3cret\ns3cret\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    password_hash = result.stdout.strip().splitlines()[-1]
+    assert check_password_hash(password_hash, "s3cret")
+    client = make_app(ADMIN_USERNAME="ops", ADMIN_PASSWORD_HASH=password_hash).test_client()
+    assert client.post("/errors", data=BODY).status_code == 200
