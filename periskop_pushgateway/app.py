@@ -11,11 +11,12 @@ from .auth import credentials_from_config, install_auth
 from .config import load_config
 from .db import create_engines
 from .errors import register_error_handlers
+from .maintenance import Maintenance
 from .migrate import check_database_current, upgrade_database
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
-from .store import Store
-from .views import GroupNameConverter, export, health, push
+from .store import Store, StoreSettings
+from .views import GroupNameConverter, admin, export, health, push
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Gateway:
     """What the views need, built once per app."""
 
     store: Store
+    maintenance: Maintenance
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
 
@@ -45,8 +47,10 @@ def create_app(config_overrides=None):
     # Connections opened for the migration are not handed to forked workers.
     engine.dispose()
     scrubber = Scrubber.from_config(config)
+    store = Store(engine, write_engine, StoreSettings.from_config(config))
     app.extensions["periskop_pushgateway"] = Gateway(
-        store=Store(engine, write_engine, occurrences_per_key=config["OCCURRENCES_PER_KEY"]),
+        store=store,
+        maintenance=Maintenance(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),
         load_push=build_push_loader(Limits.from_config(config), scrubber),
         scrubber=scrubber,
     )
@@ -56,7 +60,7 @@ def create_app(config_overrides=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     app.url_map.converters["group"] = GroupNameConverter
-    for view in (push, export, health):
+    for view in (push, export, health, admin):
         app.register_blueprint(view.blueprint)
     install_auth(app, credentials_from_config(config))
     register_error_handlers(app)

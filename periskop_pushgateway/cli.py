@@ -96,3 +96,12 @@ def upgrade_db():
 def hash_password(password):
     """Print the hash of a password, for a PERISKOP_PUSHGATEWAY_*_PASSWORD_HASH setting."""
     click.echo(generate_password_hash(password))
+
+
+@main.command()
+def prune():
+    """Prune once now (retention, forgotten counters, key cap): for cron, when pushes are rare."""
+    from .app import create_app
+
+    pruned = create_app().extensions["periskop_pushgateway"].maintenance.run()
+    click.echo(" ".join(f"{name}={count}" for name, count in pruned.items()))

@@ -44,6 +44,27 @@ SETTINGS = {
         _positive_integer,
         "How many of the newest occurrences are kept per aggregation key.",
     ),
+    "MAX_KEYS_PER_GROUP": (
+        5000,
+        _positive_integer,
+        "Exported aggregation keys a group may hold; new keys past it are dropped (and counted).",
+    ),
+    "RETENTION_SECONDS": (
+        7 * 86400,
+        _count,
+        "Aggregates unchanged for this long leave the export (their counts are remembered); "
+        "0 keeps them forever.",
+    ),
+    "CLIENT_COUNTER_TTL_SECONDS": (
+        86400,
+        _positive_integer,
+        "A pushing process's counters are forgotten this long after its last push.",
+    ),
+    "PRUNE_INTERVAL_SECONDS": (
+        60,
+        _positive_integer,
+        "How often each worker prunes during pushes (retention, counters, key cap).",
+    ),
     "MAX_BODY_BYTES": (
         10 * 1024 * 1024,
         _positive_integer,

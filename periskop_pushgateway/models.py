@@ -5,6 +5,7 @@ Times are integer nanoseconds since the epoch (see timestamps.py).
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; elsewhere ids are 64-bit.
@@ -47,7 +49,10 @@ aggregates = Table(
     Column("created_ns", BigInteger, nullable=False),
     # When a push last added to the count or brought a new occurrence.
     Column("last_seen_ns", BigInteger, nullable=False),
+    # Resolved, or past its retention: out of the export, but its count is remembered.
+    Column("hidden", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("group_id", "aggregation_key", name="uq_aggregates_group_key"),
+    Index("ix_aggregates_last_seen", "last_seen_ns"),
 )
 
 # The last cumulative total_count each pushing process reported for a key, so that a
@@ -59,6 +64,7 @@ client_counters = Table(
     Column("client_uuid", String(255), primary_key=True),
     Column("last_total", BigInteger, nullable=False),
     Column("updated_ns", BigInteger, nullable=False),
+    Index("ix_client_counters_updated", "updated_ns"),
 )
 
 occurrences = Table(

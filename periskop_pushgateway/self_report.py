@@ -1,6 +1,6 @@
-"""The gateway's own rejections, reported as occurrences in its default export.
+"""The gateway's own troubles, reported as occurrences in its default export.
 
-So operators see misbehaving clients in Periskop itself. Each kind of rejection is one
+So operators see misbehaving clients in Periskop itself. Each kind of report is one
 aggregation key, so a flood of bad pushes grows a count, never the storage.
 """
 
@@ -13,29 +13,20 @@ from .timestamps import now_ns
 
 log = logging.getLogger(__name__)
 
-# The own group of the gateway's reports: the default one.
+# The gateway's reports go to the default group.
 REPORT_GROUP = ""
 REJECTION_CLASSES = {400: "InvalidPush", 413: "PushTooLarge", 415: "UnsupportedPushEncoding"}
 _MAX_MESSAGE = 1000
 
 
-def report_rejection(gateway, request, group, rejection):
-    class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
-    where = f"group {group!r}" if group else "the default group"
-    message = f"push to {where} rejected with {rejection.code}: {rejection.description}"
-    log.warning(
-        "rejected push from=%s group=%s status=%d reason=%s",
-        request.remote_addr,
-        group or "-",
-        rejection.code,
-        rejection.description,
-    )
-    report = {
+def report(store, class_name, message, count=1, http_context=None):
+    """Add `count` to the gateway's own error `class_name`, with this occurrence."""
+    push = {
         "target_uuid": None,
         "aggregated_errors": [
             {
                 "aggregation_key": f"{class_name}@periskop-pushgateway",
-                "total_count": 1,
+                "total_count": count,
                 "severity": "warning",
                 "created_at": None,
                 "latest_errors": [
@@ -49,23 +40,38 @@ def report_rejection(gateway, request, group, rejection):
                         "uuid": None,
                         "timestamp": None,
                         "severity": "warning",
-                        "http_context": {
-                            "request_method": request.method,
-                            "request_url": request.url,
-                            "request_headers": {
-                                name: value
-                                for name, value in request.headers.items()
-                                if not gateway.scrubber.is_sensitive(name)
-                            },
-                            "request_body": None,
-                        },
+                        "http_context": http_context,
                     }
                 ],
             }
         ],
     }
     try:
-        gateway.store.ingest(REPORT_GROUP, normalize_push(report, now_ns()))
+        store.ingest(REPORT_GROUP, normalize_push(push, now_ns()), capped=False)
     except SQLAlchemyError as error:
-        # The client still gets its 4xx; only the report is lost.
-        log.warning("could not record the rejected push: %s", error)
+        # Whatever the gateway answers its client stands; only the report is lost.
+        log.warning("could not record the gateway's own %s report: %s", class_name, error)
+
+
+def report_rejection(gateway, request, group, rejection):
+    class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
+    where = f"group {group!r}" if group else "the default group"
+    log.warning(
+        "rejected push from=%s group=%s status=%d reason=%s",
+        request.remote_addr,
+        group or "-",
+        rejection.code,
+        rejection.description,
+    )
+    context = {
+        "request_method": request.method,
+        "request_url": request.url,
+        "request_headers": {
+            name: value
+            for name, value in request.headers.items()
+            if not gateway.scrubber.is_sensitive(name)
+        },
+        "request_body": None,
+    }
+    message = f"push to {where} rejected with {rejection.code}: {rejection.description}"
+    report(gateway.store, class_name, message, http_context=context)

@@ -5,7 +5,7 @@ whatever the size of the push."""
 import uuid
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .models import aggregates, client_counters, groups, occurrences
@@ -52,6 +52,7 @@ _AGGREGATES_WITH_COUNTERS = (
         aggregates.c.severity,
         aggregates.c.created_ns,
         aggregates.c.last_seen_ns,
+        aggregates.c.hidden,
         client_counters.c.last_total,
         client_counters.c.updated_ns,
     )
@@ -81,6 +82,7 @@ _UPDATE_AGGREGATE = (
         severity=bindparam("_severity"),
         created_ns=bindparam("_created_ns"),
         last_seen_ns=bindparam("_last_seen_ns"),
+        hidden=bindparam("_hidden"),
     )
 )
 _INSERT_OCCURRENCES = insert(occurrences)
@@ -107,13 +109,16 @@ _EXPORTED_AGGREGATES = (
         aggregates.c.severity,
         aggregates.c.created_ns,
     )
-    .where(aggregates.c.group_id == bindparam("group_id"))
+    .where(aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False))
     .order_by(aggregates.c.aggregation_key)
+)
+_VISIBLE_KEYS = select(func.count()).where(
+    aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False)
 )
 _EXPORTED_OCCURRENCES = (
     select(occurrences.c.aggregate_id, occurrences.c.body)
     .join(aggregates, aggregates.c.id == occurrences.c.aggregate_id)
-    .where(aggregates.c.group_id == bindparam("group_id"))
+    .where(aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False))
     .order_by(occurrences.c.timestamp_ns, occurrences.c.id)
 )
 
@@ -125,6 +130,8 @@ class PushSummary:
     aggregates: int = 0
     new_occurrences: int = 0
     count_increase: int = 0
+    # New keys not stored because the group holds its maximum of keys.
+    dropped_keys: int = 0
 
 
 @dataclass
@@ -136,6 +143,7 @@ class _AggregateState:
     severity: str
     created_ns: int
     last_seen_ns: int
+    hidden: bool = False
     # The pushing process's counter for this key, as stored before this push.
     last_total: int | None = None
     counter_updated_ns: int | None = None
@@ -145,11 +153,33 @@ class _AggregateState:
     occurrence_ids_to_delete: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class StoreSettings:
+    occurrences_per_key: int = 10
+    # New keys past this many exported ones in a group are not stored.
+    max_keys_per_group: int = 5000
+    # Aggregates unchanged for this long leave the export (0: never).
+    retention_ns: int = 7 * 86400 * 10**9
+    # A process's counters are forgotten this long after it last pushed them.
+    counter_ttl_ns: int = 86400 * 10**9
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            occurrences_per_key=config["OCCURRENCES_PER_KEY"],
+            max_keys_per_group=config["MAX_KEYS_PER_GROUP"],
+            retention_ns=config["RETENTION_SECONDS"] * 10**9,
+            counter_ttl_ns=config["CLIENT_COUNTER_TTL_SECONDS"] * 10**9,
+        )
+
+
 class Store:
-    def __init__(self, engine, write_engine, occurrences_per_key):
+    def __init__(self, engine, write_engine, settings=StoreSettings(), clock=now_ns):
         self.engine = engine
         self._write_engine = write_engine
-        self._occurrences_per_key = occurrences_per_key
+        self.settings = settings
+        # Nanoseconds since the epoch; tests move it to simulate days passing.
+        self.clock = clock
         # group name -> ((group id, revision), export body): a worker renders a group's
         # export again only after a push changed it.
         self._exports = {}
@@ -159,15 +189,27 @@ class Store:
             connection.execute(select(groups.c.id).limit(1)).all()
         return True
 
-    def ingest(self, group_name, push):
-        """Apply one normalized push (normalize.normalize_push) to a group, atomically."""
-        now = now_ns()
+    def ingest(self, group_name, push, capped=True):
+        """Apply one normalized push (normalize.normalize_push) to a group, atomically.
+
+        capped=False stores new keys past the group's maximum (the gateway's own reports).
+        """
+        now = self.clock()
         client = push["target_uuid"]
+        pushed = push["aggregates"]
         with self._write_engine.begin() as connection:
             group_id, last_push_ns = _lock_group(connection, group_name, now)
-            states = _load_states(connection, group_id, client, push["aggregates"])
-            increase = _count(push["aggregates"], states, bool(client), now)
-            new_occurrences = _merge_occurrences(connection, states, self._occurrences_per_key, now)
+            states = _load_states(connection, group_id, client, pushed)
+            dropped = set()
+            if capped:
+                dropped = _keys_over_cap(connection, group_id, states, self.settings)
+                pushed = [a for a in pushed if a["aggregation_key"] not in dropped]
+                for key in dropped:
+                    del states[key]
+            increase = _count(pushed, states, bool(client), now)
+            new_occurrences = _merge_occurrences(
+                connection, states, self.settings.occurrences_per_key, now
+            )
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
@@ -175,8 +217,8 @@ class Store:
             elif now - last_push_ns > _GROUP_TOUCH_NS:
                 connection.execute(_TOUCH_GROUP, {"group_id": group_id, "now": now})
             if client:
-                _save_counters(connection, client, push["aggregates"], states, now)
-        return PushSummary(len(states), new_occurrences, increase)
+                _save_counters(connection, client, pushed, states, now)
+        return PushSummary(len(states), new_occurrences, increase, len(dropped))
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
@@ -203,6 +245,156 @@ class Store:
         )
         self._exports[group_name] = (version, body)
         return body
+
+    def resolve(self, group_name, aggregation_key):
+        """Take one error out of the export; its count is kept, so if it comes back the
+        Periskop server sees it continue. Returns False when no such error is exported."""
+        now = self.clock()
+        with self._write_engine.begin() as connection:
+            group = connection.execute(_GROUP_FOR_UPDATE, {"name": group_name}).first()
+            if group is None:
+                return False
+            aggregate_id = connection.execute(
+                select(aggregates.c.id).where(
+                    aggregates.c.group_id == group.id,
+                    aggregates.c.aggregation_key == aggregation_key,
+                    aggregates.c.hidden.is_(False),
+                )
+            ).scalar()
+            if aggregate_id is None:
+                return False
+            _hide(connection, [aggregate_id])
+            connection.execute(_BUMP_GROUP, {"group_id": group.id, "now": now})
+        return True
+
+    def wipe(self, group_name):
+        """Remove everything in a group and give it a new target_uuid, so the Periskop server
+        starts counting afresh instead of seeing counts go down. Returns the new uuid, or None
+        when the group does not exist."""
+        now = self.clock()
+        new_uuid = str(uuid.uuid4())
+        with self._write_engine.begin() as connection:
+            group = connection.execute(_GROUP_FOR_UPDATE, {"name": group_name}).first()
+            if group is None:
+                return None
+            in_group = select(aggregates.c.id).where(aggregates.c.group_id == group.id)
+            connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(in_group)))
+            connection.execute(
+                client_counters.delete().where(client_counters.c.aggregate_id.in_(in_group))
+            )
+            connection.execute(aggregates.delete().where(aggregates.c.group_id == group.id))
+            connection.execute(
+                update(groups)
+                .where(groups.c.id == group.id)
+                .values(target_uuid=new_uuid, revision=groups.c.revision + 1, last_push_ns=now)
+            )
+        return new_uuid
+
+    def prune(self):
+        """Bound what is stored: expire aggregates past retention, forget counters of processes
+        that stopped pushing, and keep each group's hidden aggregates to its maximum of keys.
+        Returns how many rows each step touched."""
+        now = self.clock()
+        settings = self.settings
+        pruned = {"expired_aggregates": 0, "forgotten_counters": 0, "evicted_aggregates": 0}
+        with self._write_engine.begin() as connection:
+            if settings.retention_ns:
+                expired = connection.execute(
+                    select(aggregates.c.id, aggregates.c.group_id).where(
+                        aggregates.c.hidden.is_(False),
+                        aggregates.c.last_seen_ns < now - settings.retention_ns,
+                    )
+                ).all()
+                if expired:
+                    _hide(connection, [row.id for row in expired])
+                    connection.execute(
+                        _BUMP_GROUP,
+                        [
+                            {"group_id": gid, "now": now}
+                            for gid in {row.group_id for row in expired}
+                        ],
+                    )
+                pruned["expired_aggregates"] = len(expired)
+            pruned["forgotten_counters"] = connection.execute(
+                client_counters.delete().where(
+                    client_counters.c.updated_ns < now - settings.counter_ttl_ns
+                )
+            ).rowcount
+            pruned["evicted_aggregates"] = _evict_hidden(connection, settings.max_keys_per_group)
+        return pruned
+
+    def status(self):
+        """Groups with their key counts and last push, and the database's size."""
+        with self.engine.connect() as connection, connection.begin():
+            keys = (
+                select(
+                    aggregates.c.group_id,
+                    func.count().label("stored"),
+                    func.count().filter(aggregates.c.hidden.is_(False)).label("exported"),
+                )
+                .group_by(aggregates.c.group_id)
+                .subquery()
+            )
+            rows = connection.execute(
+                select(
+                    groups.c.name,
+                    groups.c.target_uuid,
+                    groups.c.last_push_ns,
+                    func.coalesce(keys.c.exported, 0).label("exported"),
+                    func.coalesce(keys.c.stored, 0).label("stored"),
+                )
+                .select_from(groups.outerjoin(keys, keys.c.group_id == groups.c.id))
+                .order_by(groups.c.name)
+            ).all()
+            size = database_size(connection)
+        return rows, size
+
+
+def database_size(connection):
+    """Bytes the database takes, as the database itself counts them."""
+    if connection.dialect.name == "sqlite":
+        page_count = connection.exec_driver_sql("PRAGMA page_count").scalar()
+        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
+        return page_count * page_size
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    return None
+
+
+def _hide(connection, aggregate_ids):
+    """Take aggregates out of the export. Their counts stay, and so do their occurrences: a
+    client re-pushing the same cumulative state must not bring a resolved error back, and
+    only known uuids tell that it is the same."""
+    connection.execute(
+        update(aggregates).where(aggregates.c.id.in_(aggregate_ids)).values(hidden=True)
+    )
+
+
+def _evict_hidden(connection, keep):
+    """Delete the oldest hidden aggregates of each group beyond `keep` of them.
+
+    A deleted key that comes back starts counting from zero: the one case where an exported
+    count can go down for a standing target_uuid, and only for keys hidden longest in a group
+    that holds its maximum of keys.
+    """
+    ranked = (
+        select(
+            aggregates.c.id,
+            func.row_number()
+            .over(partition_by=aggregates.c.group_id, order_by=aggregates.c.last_seen_ns.desc())
+            .label("rank"),
+        )
+        .where(aggregates.c.hidden.is_(True))
+        .subquery()
+    )
+    doomed = [row.id for row in connection.execute(select(ranked.c.id).where(ranked.c.rank > keep))]
+    if doomed:
+        connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(doomed)))
+        connection.execute(
+            client_counters.delete().where(client_counters.c.aggregate_id.in_(doomed))
+        )
+        connection.execute(aggregates.delete().where(aggregates.c.id.in_(doomed)))
+    return len(doomed)
 
 
 def _lock_group(connection, name, now):
@@ -242,6 +434,7 @@ def _load_states(connection, group_id, client, pushed):
                 row.severity,
                 row.created_ns,
                 row.last_seen_ns,
+                hidden=row.hidden,
                 last_total=row.last_total,
                 counter_updated_ns=row.updated_ns,
             )
@@ -252,6 +445,17 @@ def _load_states(connection, group_id, client, pushed):
                 None, 0, aggregate["severity"], aggregate["created_ns"], 0, changed=True
             )
     return states
+
+
+def _keys_over_cap(connection, group_id, states, settings):
+    """The new keys of this push that would take the group past its maximum of exported keys
+    (the last ones pushed)."""
+    new_keys = [key for key, state in states.items() if state.id is None]
+    if not new_keys:
+        return set()
+    visible = connection.execute(_VISIBLE_KEYS, {"group_id": group_id}).scalar_one()
+    room = max(0, settings.max_keys_per_group - visible)
+    return set(new_keys[room:])
 
 
 def _count(pushed, states, identified, now):
@@ -275,6 +479,7 @@ def _count(pushed, states, identified, now):
             # Saturates rather than overflowing the 64-bit column: a count never goes down.
             state.total_count = min(state.total_count + delta, MAX_TOTAL)
             state.last_seen_ns = now
+            state.hidden = False  # a resolved or expired error that happens again is back
             state.changed = True
             increase += delta
         if aggregate["severity"] != state.severity:
@@ -318,6 +523,7 @@ def _merge_occurrences(connection, states, per_key, now):
         state.occurrence_ids_to_delete = [row_id for _, row_id, _ in dropped if row_id is not None]
         if state.occurrences_to_insert:
             state.last_seen_ns = now
+            state.hidden = False
             new_occurrences += len(state.occurrences_to_insert)
         if state.occurrences_to_insert or state.occurrence_ids_to_delete:
             state.changed = True
@@ -355,6 +561,7 @@ def _save_aggregates(connection, group_id, states):
                     "_severity": state.severity,
                     "_created_ns": state.created_ns,
                     "_last_seen_ns": state.last_seen_ns,
+                    "_hidden": state.hidden,
                 }
                 for state in changed
             ],

@@ -116,16 +116,21 @@ def test_created_at_defaults_to_the_earliest_occurrence(client):
 
 def test_push_response_reports_what_changed(client):
     first = push_count(client, "k", 2, occurrences=[occurrence("a"), occurrence("b")])
-    assert first == {"aggregates": 1, "new_occurrences": 2, "count_increase": 2}
+    assert first == {"aggregates": 1, "new_occurrences": 2, "count_increase": 2, "dropped_keys": 0}
     second = push_count(client, "k", 2)
-    assert second == {"aggregates": 1, "new_occurrences": 0, "count_increase": 0}
+    assert second == {"aggregates": 1, "new_occurrences": 0, "count_increase": 0, "dropped_keys": 0}
 
 
 def test_empty_push_is_accepted_and_changes_nothing(client):
     for body in ({}, {"aggregated_errors": None}, {"aggregated_errors": [], "target_uuid": "p"}):
         response = post(client, body)
         assert response.status_code == 200
-        assert response.get_json() == {"aggregates": 0, "new_occurrences": 0, "count_increase": 0}
+        assert response.get_json() == {
+            "aggregates": 0,
+            "new_occurrences": 0,
+            "count_increase": 0,
+            "dropped_keys": 0,
+        }
     assert scrape(client)["aggregated_errors"] == []
 
 

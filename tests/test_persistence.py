@@ -117,3 +117,27 @@ def test_an_identical_repush_writes_nothing(client, database_url):
     post(client, push_body(aggregate("k", 4), target_uuid="p"))
     assert watcher.execute("PRAGMA data_version").fetchone() != version
     watcher.close()
+
+
+def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url):
+    from alembic import command
+
+    from periskop_pushgateway.config import load_config
+    from periskop_pushgateway.db import create_engines
+    from periskop_pushgateway.migrate import alembic_config
+
+    _engine, write_engine = create_engines(load_config({}, {"DATABASE_URL": database_url}))
+    with write_engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO groups (id, name, target_uuid, revision, created_ns) "
+            "VALUES (1, '', '11111111-2222-3333-4444-555555555555', 1, 0)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO aggregates (group_id, aggregation_key, total_count, severity, "
+            "created_ns, last_seen_ns) VALUES (1, 'old', 7, 'error', 0, 0)"
+        )
+    client = create_app({"DATABASE_URL": database_url, "RETENTION_SECONDS": 0}).test_client()
+    export = scrape(client)
+    assert export["target_uuid"] == "11111111-2222-3333-4444-555555555555"
+    assert counts(export) == {"old": 7}

@@ -8,7 +8,12 @@ from .helpers import aggregate, by_key, occurrence, post, push_body, scrape
 def test_seed_example_push_is_exported_as_pushed(client, seed_push):
     response = post(client, seed_push)
     assert response.status_code == 200
-    assert response.get_json() == {"aggregates": 1, "new_occurrences": 1, "count_increase": 1}
+    assert response.get_json() == {
+        "aggregates": 1,
+        "new_occurrences": 1,
+        "count_increase": 1,
+        "dropped_keys": 0,
+    }
 
     export = scrape(client)
     [exported] = export["aggregated_errors"]
@@ -27,7 +32,12 @@ def test_repeating_the_seed_push_changes_nothing(client, seed_push):
     first = scrape(client)
     response = post(client, seed_push)
     assert response.status_code == 200
-    assert response.get_json() == {"aggregates": 1, "new_occurrences": 0, "count_increase": 0}
+    assert response.get_json() == {
+        "aggregates": 1,
+        "new_occurrences": 0,
+        "count_increase": 0,
+        "dropped_keys": 0,
+    }
     assert scrape(client) == first
 
 

@@ -1,5 +1,6 @@
 """POST /errors and POST /services/<name>/errors: accept a client's cumulative state."""
 
+import dataclasses
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -32,16 +33,16 @@ def push(group=DEFAULT_GROUP):
         raise
     summary = gateway.store.ingest(group, loaded)
     log.info(
-        "push from=%s group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d",
+        "push from=%s group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d"
+        " dropped_keys=%d",
         request.remote_addr,
         group or "-",
         loaded["target_uuid"] or "-",
         summary.aggregates,
         summary.new_occurrences,
         summary.count_increase,
+        summary.dropped_keys,
     )
-    return jsonify(
-        aggregates=summary.aggregates,
-        new_occurrences=summary.new_occurrences,
-        count_increase=summary.count_increase,
-    )
+    gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
+    gateway.maintenance.after_push()
+    return jsonify(dataclasses.asdict(summary))

@@ -1,0 +1,73 @@
+"""The admin API: resolve one error, wipe a group, and the gateway's status."""
+
+import logging
+
+from flask import Blueprint, abort, current_app, jsonify
+
+from .. import __version__
+from ..auth import ROLE_OF_BLUEPRINT
+from ..config import SETTINGS
+from ..timestamps import format_rfc3339_ns
+from . import DEFAULT_GROUP, current_gateway
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("admin", __name__)
+
+# What /-/status shows of the configuration: the limits in force, never credentials.
+_SHOWN_SETTINGS = [
+    name
+    for name in SETTINGS
+    if name.startswith(("MAX_", "OCCURRENCES", "RETENTION", "CLIENT_COUNTER", "PRUNE"))
+]
+
+
+@blueprint.delete("/-/errors/<path:aggregation_key>")
+@blueprint.delete("/services/<group:group>/-/errors/<path:aggregation_key>")
+def resolve(aggregation_key, group=DEFAULT_GROUP):
+    if not current_gateway().store.resolve(group, aggregation_key):
+        abort(404, f"No exported error {aggregation_key!r} in {_describe(group)}.")
+    log.info("resolved group=%s key=%s", group or "-", aggregation_key)
+    return jsonify(group=group or None, resolved=aggregation_key)
+
+
+@blueprint.delete("/-/errors")
+@blueprint.delete("/services/<group:group>")
+def wipe(group=DEFAULT_GROUP):
+    target_uuid = current_gateway().store.wipe(group)
+    if target_uuid is None:
+        abort(404, f"Nothing was ever pushed to {_describe(group)}.")
+    log.warning("wiped group=%s new target_uuid=%s", group or "-", target_uuid)
+    return jsonify(group=group or None, target_uuid=target_uuid)
+
+
+@blueprint.get("/-/status")
+def status():
+    rows, size = current_gateway().store.status()
+    return jsonify(
+        version=__version__,
+        database={
+            "dialect": current_gateway().store.engine.dialect.name,
+            "size_bytes": size,
+        },
+        groups=[
+            {
+                "name": row.name or None,
+                "target_uuid": row.target_uuid,
+                "exported_keys": row.exported,
+                "stored_keys": row.stored,
+                "last_push_at": format_rfc3339_ns(row.last_push_ns) if row.last_push_ns else None,
+            }
+            for row in rows
+        ],
+        settings={name: current_app.config[name] for name in _SHOWN_SETTINGS},
+        authentication=sorted(
+            role.lower()
+            for role in set(ROLE_OF_BLUEPRINT.values())
+            if current_app.config[f"{role}_USERNAME"]
+        ),
+    )
+
+
+def _describe(group):
+    return f"group {group!r}" if group else "the default group"

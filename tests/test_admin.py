@@ -1,0 +1,118 @@
+"""The admin API: resolve an error, wipe a group, read the status."""
+
+from urllib.parse import quote
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
+from .periskop_server import ScrapeChecker
+from .test_auth import basic
+
+
+def test_resolving_an_error_takes_it_out_until_it_happens_again(client):
+    checker = ScrapeChecker()
+    first = occurrence("a")
+    post(client, push_body(aggregate("ValueError@1", 3, [first]), target_uuid="p"))
+    post(client, push_body(aggregate("KeyError@2", 1)))
+    checker.observe(scrape(client))
+
+    response = client.delete("/-/errors/ValueError@1")
+    assert response.status_code == 200
+    assert response.get_json() == {"group": None, "resolved": "ValueError@1"}
+    checker.observe(scrape(client))
+    assert counts(scrape(client)) == {"KeyError@2": 1}
+
+    post(client, push_body(aggregate("ValueError@1", 3, [first]), target_uuid="p"))
+    assert "ValueError@1" not in counts(scrape(client))  # nothing new: stays resolved
+
+    post(client, push_body(aggregate("ValueError@1", 4, [occurrence("b")]), target_uuid="p"))
+    checker.observe(scrape(client))
+    back = by_key(scrape(client))["ValueError@1"]
+    assert back["total_count"] == 4
+    assert [o["error"]["message"] for o in back["latest_errors"]] == ["a", "b"]
+
+
+def test_resolving_in_a_group_and_keys_with_slashes(client):
+    key = "IOError@/var/log app.py?x=1#frag"
+    post(client, push_body(aggregate(key, 1), aggregate("other", 1)), group="g")
+    assert client.delete(f"/services/g/-/errors/{quote(key, safe='')}").status_code == 200
+    assert counts(scrape(client, "g")) == {"other": 1}
+
+
+def test_resolving_what_is_not_exported_is_404(client):
+    assert client.delete("/-/errors/nothing").status_code == 404
+    post(client, push_body(aggregate("k", 1)))
+    assert client.delete("/services/g/-/errors/k").status_code == 404
+    assert client.delete("/-/errors/k").status_code == 200
+    assert client.delete("/-/errors/k").status_code == 404
+
+
+def test_wiping_a_group_gives_it_a_new_target_uuid(client):
+    post(client, push_body(aggregate("k", 5, [occurrence()]), target_uuid="p"), group="g")
+    post(client, push_body(aggregate("k", 2)), group="other")
+    old_uuid = scrape(client, "g")["target_uuid"]
+
+    response = client.delete("/services/g")
+    assert response.status_code == 200
+    new_uuid = response.get_json()["target_uuid"]
+    assert new_uuid != old_uuid
+    assert scrape(client, "g") == {"aggregated_errors": [], "target_uuid": new_uuid}
+    assert counts(scrape(client, "other")) == {"k": 2}
+
+    # The process's counters went too: its next cumulative push counts in full.
+    post(client, push_body(aggregate("k", 5), target_uuid="p"), group="g")
+    assert counts(scrape(client, "g")) == {"k": 5}
+    assert client.delete("/services/never-pushed").status_code == 404
+
+
+def test_wiping_the_default_group(client):
+    post(client, push_body(aggregate("k", 1)))
+    old_uuid = scrape(client)["target_uuid"]
+    assert client.delete("/-/errors").status_code == 200
+    export = scrape(client)
+    assert export["aggregated_errors"] == [] and export["target_uuid"] != old_uuid
+
+
+def test_status_shows_groups_size_and_limits(client):
+    post(client, push_body(aggregate("a", 1), aggregate("b", 1)), group="g")
+    post(client, push_body(aggregate("a", 1)))
+    client.delete("/services/g/-/errors/b")
+    status = client.get("/-/status").get_json()
+    assert status["version"]
+    assert status["database"]["dialect"] == "sqlite" and status["database"]["size_bytes"] > 0
+    groups = {g["name"]: g for g in status["groups"]}
+    assert groups["g"]["exported_keys"] == 1 and groups["g"]["stored_keys"] == 2
+    assert groups[None]["exported_keys"] == 1
+    assert groups["g"]["last_push_at"].endswith("Z")
+    assert status["settings"]["MAX_KEYS_PER_GROUP"] == 5000
+    assert status["settings"]["OCCURRENCES_PER_KEY"] == 10
+    assert status["authentication"] == []
+    assert not any("HASH" in name or "USERNAME" in name for name in status["settings"])
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("delete", "/-/errors/k"),
+        ("delete", "/services/g"),
+        ("delete", "/-/errors"),
+        ("get", "/-/status"),
+    ],
+)
+def test_admin_endpoints_take_admin_credentials(make_app, method, path):
+    client = make_app(
+        ADMIN_USERNAME="ops",
+        ADMIN_PASSWORD_HASH=generate_password_hash("pw"),
+        PUSH_USERNAME="jobs",
+        PUSH_PASSWORD_HASH=generate_password_hash("jobpw"),
+    ).test_client()
+    post_ = client.post(
+        "/services/g/errors",
+        data='{"aggregated_errors":[{"aggregation_key":"k"}]}',
+        headers=basic("jobs", "jobpw"),
+    )
+    assert post_.status_code == 200
+    assert getattr(client, method)(path).status_code == 401
+    assert getattr(client, method)(path, headers=basic("jobs", "jobpw")).status_code == 401
+    assert getattr(client, method)(path, headers=basic("ops", "pw")).status_code in (200, 404)

@@ -1,0 +1,223 @@
+"""Storage stays bounded over months: retention, forgotten counters, a cap on keys."""
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from periskop_pushgateway.normalize import normalize_push
+
+from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
+from .periskop_server import ScrapeChecker
+
+DAY = 86400 * 10**9
+
+
+class Clock:
+    def __init__(self):
+        self.now = time.time_ns()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, ns):
+        self.now += ns
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def gateway(make_app, clock):
+    def make(**settings):
+        app = make_app(**settings)
+        gateway = app.extensions["periskop_pushgateway"]
+        gateway.store.clock = clock
+        return app.test_client(), gateway
+
+    return make
+
+
+def test_an_error_unchanged_past_retention_leaves_the_export_and_returns_counting_on(
+    gateway, clock
+):
+    client, _ = gateway()
+    checker = ScrapeChecker()
+    post(client, push_body(aggregate("k", 3, [occurrence("first")]), target_uuid="p"))
+    checker.observe(scrape(client))
+    clock.advance(8 * DAY)
+    post(client, push_body(aggregate("other", 1)))  # a push lets the worker prune
+    checker.observe(scrape(client))
+    assert "k" not in counts(scrape(client))
+
+    # A later run of the job: a new process, the same error twice.
+    post(client, push_body(aggregate("k", 2, [occurrence("again")]), target_uuid="p2"))
+    checker.observe(scrape(client))
+    returned = by_key(scrape(client))["k"]
+    assert returned["total_count"] == 5
+    assert [o["error"]["message"] for o in returned["latest_errors"]] == ["first", "again"]
+
+
+def test_a_cumulative_repush_without_news_does_not_bring_an_error_back(gateway, clock):
+    client, gateway_ = gateway(CLIENT_COUNTER_TTL_SECONDS=30 * 86400)
+    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    clock.advance(8 * DAY)
+    gateway_.maintenance.run()
+    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    assert "k" not in counts(scrape(client))
+
+
+def test_retention_zero_keeps_errors_forever(gateway, clock):
+    client, gateway_ = gateway(RETENTION_SECONDS=0)
+    post(client, push_body(aggregate("k", 3)))
+    clock.advance(400 * DAY)
+    gateway_.maintenance.run()
+    assert counts(scrape(client)) == {"k": 3}
+
+
+def test_counters_of_a_process_silent_past_the_ttl_are_forgotten(gateway, clock):
+    """The documented risk: a process silent for longer than the TTL that pushes the same
+    cumulative state again is counted again."""
+    client, gateway_ = gateway()
+    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    clock.advance(DAY // 2)
+    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    gateway_.maintenance.run()
+    assert counts(scrape(client)) == {"k": 3}
+    clock.advance(DAY + 1)
+    gateway_.maintenance.run()
+    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    assert counts(scrape(client)) == {"k": 6}
+
+
+def test_keys_past_the_cap_are_dropped_counted_and_reported(gateway, clock):
+    client, gateway_ = gateway(MAX_KEYS_PER_GROUP=3)
+    response = post(client, push_body(*(aggregate(f"k{i}", 1) for i in range(5))), group="g")
+    assert response.status_code == 200
+    assert response.get_json()["aggregates"] == 3
+    assert response.get_json()["dropped_keys"] == 2
+    assert counts(scrape(client, "g")) == {"k0": 1, "k1": 1, "k2": 1}
+    # Known keys still count; the gateway's own report is not capped.
+    post(client, push_body(aggregate("k1", 4), aggregate("k9", 1)), group="g")
+    assert counts(scrape(client, "g")) == {"k0": 1, "k1": 5, "k2": 1}
+
+    clock.advance(61 * 10**9)
+    post(client, push_body(aggregate("k0", 1)), group="g")  # the next prune reports the drops
+    report = by_key(scrape(client))["KeysDropped@periskop-pushgateway"]
+    assert report["total_count"] == 3
+    assert "group 'g'" in report["latest_errors"][0]["error"]["message"]
+
+
+def test_hidden_errors_beyond_the_cap_are_evicted_oldest_first(gateway, clock):
+    client, gateway_ = gateway(MAX_KEYS_PER_GROUP=2)
+    for batch in range(3):
+        post(client, push_body(aggregate(f"a{batch}", 1), aggregate(f"b{batch}", 1)), group="g")
+        clock.advance(8 * DAY)
+        gateway_.maintenance.run()
+    status = client.get("/-/status").get_json()
+    [group] = [g for g in status["groups"] if g["name"] == "g"]
+    assert group == {**group, "exported_keys": 0, "stored_keys": 2}
+
+
+def test_pruning_happens_during_pushes_at_most_once_per_interval(gateway, clock):
+    client, _ = gateway(PRUNE_INTERVAL_SECONDS=2 * 86400, RETENTION_SECONDS=86400)
+    post(client, push_body(aggregate("a", 1)))  # prunes now, next in two days
+    clock.advance(DAY * 3 // 2)
+    post(client, push_body(aggregate("b", 1)))
+    assert counts(scrape(client)) == {"a": 1, "b": 1}  # "a" expired, not yet pruned
+    clock.advance(DAY * 6 // 10)
+    post(client, push_body(aggregate("c", 1)))
+    assert counts(scrape(client)) == {"b": 1, "c": 1}
+
+
+def test_prune_command_for_cron(database_url):
+    env = {
+        "PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url,
+        "PERISKOP_PUSHGATEWAY_RETENTION_SECONDS": "1",
+        "PATH": "",
+    }
+    from periskop_pushgateway import create_app
+
+    client = create_app({"DATABASE_URL": database_url}).test_client()
+    post(client, push_body(aggregate("k", 1)))
+    time.sleep(1.1)
+    result = subprocess.run(
+        [sys.executable, "-m", "periskop_pushgateway", "prune"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "expired_aggregates=1" in result.stdout
+    assert counts(scrape(client)) == {}
+
+
+def test_storage_stays_bounded_over_simulated_months(gateway, clock):
+    """100,000 short-lived processes over 20 simulated days, each pushing a few keys from a
+    pool that keeps changing: row counts stay within the documented bounds."""
+    cap, per_key = 50, 10
+    client, gateway_ = gateway(
+        MAX_KEYS_PER_GROUP=cap,
+        CLIENT_COUNTER_TTL_SECONDS=86400,
+        SQLITE_SYNCHRONOUS="OFF",  # durability is not what this test is about
+    )
+    store = gateway_.store
+    processes_per_day = 5000
+    bounds_checked = 0
+    for day in range(20):
+        for process in range(processes_per_day):
+            keys = [f"Error{day}-{(process + i) % 40}" for i in range(3)]
+            push = normalize_push(
+                {
+                    "target_uuid": f"{day}-{process}",
+                    "aggregated_errors": [
+                        {
+                            "aggregation_key": key,
+                            "total_count": 1,
+                            "severity": None,
+                            "created_at": None,
+                            "latest_errors": [
+                                {
+                                    "error": {
+                                        "class": "E",
+                                        "message": str(process),
+                                        "stacktrace": None,
+                                        "cause": None,
+                                    },
+                                    "uuid": None,
+                                    "timestamp": None,
+                                    "severity": None,
+                                    "http_context": None,
+                                }
+                            ],
+                        }
+                        for key in keys
+                    ],
+                },
+                clock.now,
+            )
+            store.ingest("batch", push)
+            gateway_.maintenance.after_push()
+            clock.advance(DAY // processes_per_day)
+        rows = row_counts(store)
+        assert rows["aggregates"] <= 2 * cap
+        assert rows["occurrences"] <= per_key * rows["aggregates"]
+        # Counters live one TTL plus one prune interval after the last push.
+        assert rows["client_counters"] <= 3 * (processes_per_day + processes_per_day // 1440 + 1)
+        bounds_checked += 1
+    assert bounds_checked == 20
+
+
+def row_counts(store):
+    from sqlalchemy import func, select
+
+    from periskop_pushgateway.models import aggregates, client_counters, occurrences
+
+    with store.engine.connect() as connection:
+        return {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar()
+            for table in (aggregates, client_counters, occurrences)
+        }
