@@ -17,6 +17,7 @@ from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
 from .views import GroupNameConverter, admin, export, health, push
+from .views import metrics as metrics_view
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def create_app(config_overrides=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     app.url_map.converters["group"] = GroupNameConverter
-    for view in (push, export, health, admin):
+    for view in (push, export, health, admin, metrics_view):
         app.register_blueprint(view.blueprint)
     install_auth(app, credentials_from_config(config))
     register_error_handlers(app)

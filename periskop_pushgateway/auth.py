@@ -15,6 +15,8 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 from werkzeug.security import check_password_hash
 
+from . import metrics
+
 # Which credentials each blueprint asks for.
 ROLE_OF_BLUEPRINT = {
     "push": "PUSH",
@@ -79,6 +81,8 @@ def install_auth(app, credentials):
         role = ROLE_OF_BLUEPRINT.get(request.blueprint)
         required = credentials.get(role)
         if required is not None and not required.accept(request.authorization):
+            if role == "PUSH":
+                metrics.PUSHES.labels("unauthorized").inc()
             raise Unauthorized(
                 f"{role.lower()} credentials are required",
                 www_authenticate=_challenge(),

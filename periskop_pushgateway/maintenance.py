@@ -4,6 +4,7 @@ interval, right after a push it served, and reports the keys the cap dropped mea
 import logging
 from collections import Counter
 
+from . import metrics
 from .self_report import report
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,8 @@ class Maintenance:
 
     def run(self):
         pruned = self.store.prune()
+        for kind, count in pruned.items():
+            metrics.PRUNED_ROWS.labels(kind).inc(count)
         if any(pruned.values()):
             log.info("pruned %s", " ".join(f"{name}={count}" for name, count in pruned.items()))
         for group, count in sorted(self._dropped.items()):

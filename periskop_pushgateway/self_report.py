@@ -57,7 +57,7 @@ def report_rejection(gateway, request, group, rejection):
     class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
     where = f"group {group!r}" if group else "the default group"
     log.warning(
-        "rejected push from=%s group=%s status=%d reason=%s",
+        "push outcome=rejected from=%s group=%s status=%d reason=%s",
         request.remote_addr,
         group or "-",
         rejection.code,

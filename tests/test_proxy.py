@@ -18,7 +18,7 @@ def pushed_from(client, caplog):
             environ_base={"REMOTE_ADDR": "127.0.0.7"},
         )
     [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("push ")]
-    return line.split()[1]
+    return next(word for word in line.split() if word.startswith("from="))
 
 
 @pytest.mark.parametrize("hops, address", [(0, "from=127.0.0.7"), (1, "from=203.0.113.9")])

@@ -2,10 +2,13 @@
 
 import dataclasses
 import logging
+import time
 
 from flask import Blueprint, current_app, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy.exc import OperationalError
 
+from .. import metrics
 from ..body import read_push_document
 from ..errors import InvalidPush, PushRejected
 from ..self_report import report_rejection
@@ -13,12 +16,16 @@ from . import DEFAULT_GROUP, current_gateway
 
 log = logging.getLogger(__name__)
 
+# The pushes_total outcome of each rejection status.
+OUTCOMES = {400: "invalid", 413: "too_large", 415: "unsupported_encoding"}
+
 blueprint = Blueprint("push", __name__)
 
 
 @blueprint.post("/errors")
 @blueprint.post("/services/<group:group>/errors")
 def push(group=DEFAULT_GROUP):
+    started = time.perf_counter()
     gateway = current_gateway()
     try:
         # Clients send JSON under any content type (the Python client sends none, the Scala
@@ -29,19 +36,32 @@ def push(group=DEFAULT_GROUP):
         except ValidationError as error:
             raise InvalidPush(error.messages) from None
     except PushRejected as rejection:
+        metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
         report_rejection(gateway, request, group, rejection)
         raise
-    summary = gateway.store.ingest(group, loaded)
+    try:
+        summary = gateway.store.ingest(group, loaded)
+    except OperationalError:
+        metrics.PUSHES.labels("unavailable").inc()
+        raise
+    duration = time.perf_counter() - started
+    metrics.PUSHES.labels("accepted").inc()
+    metrics.PUSH_DURATION.observe(duration)
+    metrics.OCCURRENCES_STORED.inc(summary.new_occurrences)
+    metrics.COUNT_INCREASE.inc(summary.count_increase)
+    metrics.DROPPED_KEYS.inc(summary.dropped_keys)
     log.info(
-        "push from=%s group=%s client=%s aggregates=%d new_occurrences=%d count_increase=%d"
-        " dropped_keys=%d",
+        "push outcome=accepted from=%s group=%s client=%s aggregates=%d occurrences=%d"
+        " new_occurrences=%d count_increase=%d dropped_keys=%d duration_ms=%.1f",
         request.remote_addr,
         group or "-",
         loaded["target_uuid"] or "-",
         summary.aggregates,
+        sum(len(aggregate["occurrences"]) for aggregate in loaded["aggregates"]),
         summary.new_occurrences,
         summary.count_increase,
         summary.dropped_keys,
+        duration * 1000,
     )
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
     gateway.maintenance.after_push()

@@ -1,0 +1,124 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR, which
+/metrics adds up (prometheus_client's multiprocess mode). The directory must be chosen before
+prometheus_client is first imported, so the gunicorn configuration sets it (see
+prepare_multiprocess_dir); a single process (tests, `flask run`) keeps samples in memory.
+What the database holds (aggregates, groups, size) is read from it when /metrics is scraped.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_dir():
+    """In the gunicorn master, before the app is loaded: choose the directory workers share,
+    or empty the configured one (samples of a previous run would be added in)."""
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        for stale in Path(configured).glob("*.db"):
+            stale.unlink()
+        return configured
+    directory = tempfile.mkdtemp(prefix="periskop-pushgateway-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    return directory
+
+
+def worker_exited(pid):
+    """gunicorn child_exit hook: a dead worker's live gauges must not linger."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+# Imported only now, after the functions above may have set the directory.
+from prometheus_client import (  # noqa: E402
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily  # noqa: E402
+
+PUSHES = Counter(
+    "periskop_pushgateway_pushes",
+    "Pushes received, by outcome: accepted, invalid, too_large, unsupported_encoding, "
+    "unauthorized, unavailable.",
+    ["outcome"],
+)
+OCCURRENCES_STORED = Counter(
+    "periskop_pushgateway_occurrences_stored", "Pushed occurrences that were new and stored."
+)
+COUNT_INCREASE = Counter(
+    "periskop_pushgateway_count_increase", "What pushes added to the exported counts."
+)
+DROPPED_KEYS = Counter(
+    "periskop_pushgateway_dropped_keys",
+    "New aggregation keys not stored because their group held its maximum of keys.",
+)
+PRUNED_ROWS = Counter(
+    "periskop_pushgateway_pruned_rows",
+    "Rows pruned: expired aggregates, forgotten counters, evicted aggregates.",
+    ["kind"],
+)
+PUSH_DURATION = Histogram(
+    "periskop_pushgateway_push_duration_seconds",
+    "Time to handle a push, from its first byte read to its answer.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class StoredDataCollector:
+    """Gauges read from the database at scrape time, so every worker reports the same."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def collect(self):
+        rows, size = self.store.status()
+        groups = GaugeMetricFamily(
+            "periskop_pushgateway_groups", "Groups that were ever pushed to."
+        )
+        groups.add_metric([], len(rows))
+        stored = GaugeMetricFamily(
+            "periskop_pushgateway_aggregates",
+            "Aggregates stored, by state: exported, or hidden (resolved or expired).",
+            labels=["state"],
+        )
+        exported = sum(row.exported for row in rows)
+        stored.add_metric(["exported"], exported)
+        stored.add_metric(["hidden"], sum(row.stored for row in rows) - exported)
+        yield groups
+        yield stored
+        if size is not None:
+            database = GaugeMetricFamily(
+                "periskop_pushgateway_database_size_bytes", "Size of the database."
+            )
+            database.add_metric([], size)
+            yield database
+
+
+def render_metrics(store):
+    """(body, content type) of the /metrics page."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = CollectorRegistry()
+        for collector in (
+            PUSHES,
+            OCCURRENCES_STORED,
+            COUNT_INCREASE,
+            DROPPED_KEYS,
+            PRUNED_ROWS,
+            PUSH_DURATION,
+        ):
+            registry.register(collector)
+    registry.register(StoredDataCollector(store))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
