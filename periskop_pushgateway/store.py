@@ -2,15 +2,23 @@
 is read. Plain SQLAlchemy Core, one transaction per push, a fixed number of statements
 whatever the size of the push."""
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .models import aggregates, client_counters, groups, occurrences
 from .render import render_export
 from .timestamps import now_ns
+
+log = logging.getLogger(__name__)
+
+# A transaction aborted by a deadlock or serialization failure is run again, this often.
+_WRITE_ATTEMPTS = 3
+# SQLSTATEs of those aborts: serialization_failure, deadlock_detected.
+_TRANSIENT_SQLSTATES = ("40001", "40P01")
 
 # Largest count a 64-bit column (and the Periskop server's int64) holds.
 MAX_TOTAL = 2**63 - 1
@@ -35,6 +43,7 @@ _GROUP_FOR_UPDATE = (
     .with_for_update()
 )
 _INSERT_GROUP = insert(groups)
+_ALL_GROUPS_FOR_UPDATE = select(groups.c.id).order_by(groups.c.id).with_for_update()
 _TOUCH_GROUP = (
     update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
 )
@@ -101,25 +110,22 @@ _UPDATE_COUNTER = (
 _GROUP_BY_NAME = select(groups.c.id, groups.c.target_uuid, groups.c.revision).where(
     groups.c.name == bindparam("name")
 )
-_EXPORTED_AGGREGATES = (
+# One statement, so that even under READ COMMITTED (PostgreSQL) an export is one snapshot.
+_EXPORTED = (
     select(
         aggregates.c.id,
         aggregates.c.aggregation_key,
         aggregates.c.total_count,
         aggregates.c.severity,
         aggregates.c.created_ns,
+        occurrences.c.body,
     )
+    .select_from(aggregates.outerjoin(occurrences, occurrences.c.aggregate_id == aggregates.c.id))
     .where(aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False))
-    .order_by(aggregates.c.aggregation_key)
+    .order_by(aggregates.c.aggregation_key, occurrences.c.timestamp_ns, occurrences.c.id)
 )
 _VISIBLE_KEYS = select(func.count()).where(
     aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False)
-)
-_EXPORTED_OCCURRENCES = (
-    select(occurrences.c.aggregate_id, occurrences.c.body)
-    .join(aggregates, aggregates.c.id == occurrences.c.aggregate_id)
-    .where(aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False))
-    .order_by(occurrences.c.timestamp_ns, occurrences.c.id)
 )
 
 
@@ -184,6 +190,20 @@ class Store:
         # export again only after a push changed it.
         self._exports = {}
 
+    def _run_write(self, apply):
+        """apply(connection) in a write transaction, run again when the database aborted it to
+        break a deadlock or a serialization conflict with another instance (PostgreSQL):
+        nothing of it was applied, so running it again is safe."""
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._write_engine.begin() as connection:
+                    return apply(connection)
+            except DBAPIError as error:
+                if attempt == _WRITE_ATTEMPTS or not _is_transient(error):
+                    raise
+                log.warning("transaction aborted (%s); trying again", error.orig)
+        raise AssertionError("unreachable")
+
     def healthy(self):
         with self.engine.connect() as connection:
             connection.execute(select(groups.c.id).limit(1)).all()
@@ -196,8 +216,9 @@ class Store:
         """
         now = self.clock()
         client = push["target_uuid"]
-        pushed = push["aggregates"]
-        with self._write_engine.begin() as connection:
+
+        def apply(connection):
+            pushed = push["aggregates"]
             group_id, last_push_ns = _lock_group(connection, group_name, now)
             states = _load_states(connection, group_id, client, pushed)
             dropped = set()
@@ -218,7 +239,9 @@ class Store:
                 connection.execute(_TOUCH_GROUP, {"group_id": group_id, "now": now})
             if client:
                 _save_counters(connection, client, pushed, states, now)
-        return PushSummary(len(states), new_occurrences, increase, len(dropped))
+            return PushSummary(len(states), new_occurrences, increase, len(dropped))
+
+        return self._run_write(apply)
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
@@ -230,19 +253,20 @@ class Store:
             cached = self._exports.get(group_name)
             if cached is not None and cached[0] == version:
                 return cached[1]
-            rows = connection.execute(_EXPORTED_AGGREGATES, {"group_id": group.id}).all()
-            bodies = {row.id: [] for row in rows}
-            for aggregate_id, body in connection.execute(
-                _EXPORTED_OCCURRENCES, {"group_id": group.id}
-            ):
-                bodies[aggregate_id].append(body)
-        body = render_export(
-            group.target_uuid,
-            [
-                (row.aggregation_key, row.total_count, row.severity, row.created_ns, bodies[row.id])
-                for row in rows
-            ],
-        )
+            exported = {}  # aggregate id -> [key, count, severity, created, [bodies]]
+            for row in connection.execute(_EXPORTED, {"group_id": group.id}):
+                aggregate = exported.get(row.id)
+                if aggregate is None:
+                    aggregate = exported[row.id] = (
+                        row.aggregation_key,
+                        row.total_count,
+                        row.severity,
+                        row.created_ns,
+                        [],
+                    )
+                if row.body is not None:
+                    aggregate[4].append(row.body)
+        body = render_export(group.target_uuid, list(exported.values()))
         self._exports[group_name] = (version, body)
         return body
 
@@ -250,7 +274,8 @@ class Store:
         """Take one error out of the export; its count is kept, so if it comes back the
         Periskop server sees it continue. Returns False when no such error is exported."""
         now = self.clock()
-        with self._write_engine.begin() as connection:
+
+        def apply(connection):
             group = connection.execute(_GROUP_FOR_UPDATE, {"name": group_name}).first()
             if group is None:
                 return False
@@ -265,7 +290,9 @@ class Store:
                 return False
             _hide(connection, [aggregate_id])
             connection.execute(_BUMP_GROUP, {"group_id": group.id, "now": now})
-        return True
+            return True
+
+        return self._run_write(apply)
 
     def wipe(self, group_name):
         """Remove everything in a group and give it a new target_uuid, so the Periskop server
@@ -273,7 +300,8 @@ class Store:
         when the group does not exist."""
         now = self.clock()
         new_uuid = str(uuid.uuid4())
-        with self._write_engine.begin() as connection:
+
+        def apply(connection):
             group = connection.execute(_GROUP_FOR_UPDATE, {"name": group_name}).first()
             if group is None:
                 return None
@@ -288,7 +316,9 @@ class Store:
                 .where(groups.c.id == group.id)
                 .values(target_uuid=new_uuid, revision=groups.c.revision + 1, last_push_ns=now)
             )
-        return new_uuid
+            return new_uuid
+
+        return self._run_write(apply)
 
     def prune(self):
         """Bound what is stored: expire aggregates past retention, forget counters of processes
@@ -297,7 +327,11 @@ class Store:
         now = self.clock()
         settings = self.settings
         pruned = {"expired_aggregates": 0, "forgotten_counters": 0, "evicted_aggregates": 0}
-        with self._write_engine.begin() as connection:
+
+        def apply(connection):
+            # Pushes lock their group's row first; pruning takes them all, in one order,
+            # before touching any aggregate, so the two never wait on each other in a circle.
+            connection.execute(_ALL_GROUPS_FOR_UPDATE).all()
             if settings.retention_ns:
                 expired = connection.execute(
                     select(aggregates.c.id, aggregates.c.group_id).where(
@@ -321,7 +355,9 @@ class Store:
                 )
             ).rowcount
             pruned["evicted_aggregates"] = _evict_hidden(connection, settings.max_keys_per_group)
-        return pruned
+            return pruned
+
+        return self._run_write(apply)
 
     def status(self):
         """Groups with their key counts and last push, and the database's size."""
@@ -348,6 +384,10 @@ class Store:
             ).all()
             size = database_size(connection)
         return rows, size
+
+
+def _is_transient(error):
+    return getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
 def database_size(connection):
