@@ -1,12 +1,16 @@
-"""Database engines: SQLite tuned for several gunicorn workers sharing one file, or any other
-SQLAlchemy URL as it is."""
+"""Database engines, and what differs between databases: SQLite tuned for several gunicorn
+workers sharing one file; PostgreSQL (or any other SQLAlchemy URL) as it is.
+
+The store's statements are the same everywhere; row locks (SELECT ... FOR UPDATE) are rendered
+by SQLAlchemy where the database has them, and SQLite's BEGIN IMMEDIATE serializes writers
+instead. The rest of what is dialect-specific is here."""
 
 import os
 import sqlite3
 import time
 import weakref
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 
@@ -92,3 +96,29 @@ def _use_wal(cursor, timeout):
             if "locked" not in str(error) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+# Any constant will do: it only has to be the same in every process of this gateway.
+_POSTGRESQL_MIGRATION_LOCK = 0x7065726973
+
+
+def lock_for_migration(connection):
+    """Hold off other processes migrating the same database until this transaction ends.
+
+    SQLite: the transaction began with BEGIN IMMEDIATE, which already holds the write lock.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRESQL_MIGRATION_LOCK}
+        )
+
+
+def database_size(connection):
+    """Bytes the database takes, as the database itself counts them (None when unknown)."""
+    if connection.dialect.name == "sqlite":
+        page_count = connection.exec_driver_sql("PRAGMA page_count").scalar()
+        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
+        return page_count * page_size
+    if connection.dialect.name == "postgresql":
+        return connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+    return None

@@ -8,12 +8,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
+
+from .db import lock_for_migration
 
 log = logging.getLogger(__name__)
-
-# Any constant will do: it only has to be the same in every process of this gateway.
-_POSTGRESQL_MIGRATION_LOCK = 0x7065726973
 
 
 def migrations_directory():
@@ -42,10 +40,7 @@ def upgrade_database(engine):
     with engine.connect() as connection:
         connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRESQL_MIGRATION_LOCK}
-                )
+            lock_for_migration(connection)
             before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(alembic_config(connection), "head")
             after = MigrationContext.configure(connection).get_current_revision()

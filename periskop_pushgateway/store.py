@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from .db import database_size
 from .models import aggregates, client_counters, groups, occurrences
 from .render import render_export
 from .timestamps import now_ns
@@ -388,17 +389,6 @@ class Store:
 
 def _is_transient(error):
     return getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
-
-
-def database_size(connection):
-    """Bytes the database takes, as the database itself counts them."""
-    if connection.dialect.name == "sqlite":
-        page_count = connection.exec_driver_sql("PRAGMA page_count").scalar()
-        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
-        return page_count * page_size
-    if connection.dialect.name == "postgresql":
-        return connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
-    return None
 
 
 def _hide(connection, aggregate_ids):

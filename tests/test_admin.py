@@ -5,6 +5,7 @@ from urllib.parse import quote
 import pytest
 from werkzeug.security import generate_password_hash
 
+from .conftest import TEST_DATABASE
 from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
 from .periskop_server import ScrapeChecker
 from .test_auth import basic
@@ -80,7 +81,8 @@ def test_status_shows_groups_size_and_limits(client):
     client.delete("/services/g/-/errors/b")
     status = client.get("/-/status").get_json()
     assert status["version"]
-    assert status["database"]["dialect"] == "sqlite" and status["database"]["size_bytes"] > 0
+    assert status["database"]["dialect"] == TEST_DATABASE
+    assert status["database"]["size_bytes"] > 0
     groups = {g["name"]: g for g in status["groups"]}
     assert groups["g"]["exported_keys"] == 1 and groups["g"]["stored_keys"] == 2
     assert groups[None]["exported_keys"] == 1

@@ -11,6 +11,8 @@ import pytest
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
+pytestmark = pytest.mark.sqlite_only
+
 
 def big_push(key, size=200_000):
     return push_body(aggregate(key, 1, [occurrence("x" * size)]), target_uuid=key)

@@ -7,6 +7,7 @@ import socket
 import pytest
 import requests
 
+from .conftest import new_database_url
 from .helpers import aggregate, counts, push_body
 from .servers import Gunicorn
 
@@ -17,7 +18,7 @@ LIMIT = 1024 * 1024
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("limits")
     server = Gunicorn(
-        f"sqlite:///{folder / 'gateway.db'}",
+        new_database_url(folder),
         log_path=folder / "gunicorn.log",
         env={"PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES": str(LIMIT)},
     )

@@ -10,6 +10,7 @@ import pytest
 from periskop_pushgateway import create_app
 from periskop_pushgateway.migrate import DatabaseNotCurrent, head_revision
 
+from .conftest import new_database_url
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
 
@@ -30,6 +31,7 @@ def test_counters_survive_a_restart(make_app):
     assert counts(scrape(client)) == {"k": 5}
 
 
+@pytest.mark.sqlite_only
 def test_the_database_file_is_created_with_the_current_schema(tmp_path):
     path = tmp_path / "new" / "gateway.db"
     path.parent.mkdir()
@@ -66,7 +68,7 @@ def _start_gateway(database_url, barrier):
 
 @pytest.mark.parametrize("attempt", range(30))
 def test_workers_starting_at_once_on_a_new_file_migrate_it_once(tmp_path, attempt):
-    database_url = f"sqlite:///{tmp_path / 'new.db'}"
+    database_url = new_database_url(tmp_path)
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(6)
     processes = [
@@ -87,6 +89,7 @@ def test_an_in_memory_database_is_refused(url):
         create_app({"DATABASE_URL": url})
 
 
+@pytest.mark.sqlite_only
 def test_health_is_503_while_the_database_is_unreachable(tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -107,6 +110,7 @@ def test_health_is_503_while_the_database_is_unreachable(tmp_path):
     assert post(client, push_body(aggregate("k", 1))).status_code == 200
 
 
+@pytest.mark.sqlite_only
 def test_an_identical_repush_writes_nothing(client, database_url):
     body = push_body(aggregate("k", 3, [occurrence()]), target_uuid="p")
     post(client, body)

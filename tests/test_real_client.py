@@ -5,6 +5,7 @@ from periskop_client.collector import ExceptionCollector
 from periskop_client.exporter import ExceptionExporter
 from periskop_client.models import HTTPContext
 
+from .conftest import new_database_url
 from .helpers import counts
 from .servers import Gunicorn
 from .test_gunicorn import scrape
@@ -13,7 +14,7 @@ from .test_gunicorn import scrape
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("real-client")
-    server = Gunicorn(f"sqlite:///{folder / 'gateway.db'}", log_path=folder / "gunicorn.log")
+    server = Gunicorn(new_database_url(folder), log_path=folder / "gunicorn.log")
     yield server.start()
     server.stop()
     server.kill()

@@ -44,6 +44,7 @@ def test_sensitive_headers_are_filtered_in_any_spelling(client, name):
     assert context["request_headers"] == {name: "[Filtered]", "Accept": "*/*"}
 
 
+@pytest.mark.sqlite_only
 def test_secrets_never_reach_the_database_file(client, database_url):
     push_headers(client, {"Authorization": "Bearer very-secret-token", "Cookie": "sid=s3cr3t"})
     path = Path(database_url.removeprefix("sqlite:///"))
