@@ -1,6 +1,7 @@
 """The `periskop-pushgateway` command: serve the gateway, or upgrade its database."""
 
-import multiprocessing
+import os
+import sys
 
 import click
 from gunicorn.app.base import BaseApplication
@@ -9,15 +10,9 @@ from werkzeug.security import generate_password_hash
 from . import __version__
 from .config import load_config
 from .db import create_engines
+from .gunicorn_settings import DEFAULT_BIND, DEFAULT_TIMEOUT, default_workers, gunicorn_settings
+from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from .migrate import upgrade_database
-
-DEFAULT_BIND = "0.0.0.0:7878"
-
-
-def default_workers():
-    # SQLite takes one writer at a time; a few workers keep scrapes and pushes flowing
-    # without queueing many of them on its lock.
-    return min(4, max(2, multiprocessing.cpu_count()))
 
 
 class GatewayServer(BaseApplication):
@@ -62,25 +57,22 @@ def main():
 )
 @click.option(
     "--timeout",
-    default=30,
+    default=DEFAULT_TIMEOUT,
     show_default=True,
     type=click.IntRange(min=1),
     help="Seconds before a silent worker is killed and restarted.",
 )
 def serve(bind, workers, timeout):
     """Serve the gateway with gunicorn."""
-    GatewayServer(
-        {
-            "bind": list(bind),
-            "workers": workers,
-            "timeout": timeout,
-            "graceful_timeout": timeout,
-            # The app (and its database migration) is loaded once, before the workers fork.
-            "preload_app": True,
-            "accesslog": "-",
-            "errorlog": "-",
-        }
-    ).run()
+    if MULTIPROC_ENV not in os.environ:
+        # prometheus_client chose in-memory metrics when this process imported the gateway:
+        # start afresh with a directory the workers share, so /metrics adds them all up.
+        prepare_multiprocess_dir()
+        options = [f"--bind={address}" for address in bind]
+        options += [f"--workers={workers}", f"--timeout={timeout}"]
+        os.execv(sys.executable, [sys.executable, "-m", __package__, "serve", *options])
+    prepare_multiprocess_dir()
+    GatewayServer(gunicorn_settings(bind, workers, timeout)).run()
 
 
 @main.command("upgrade-db")

@@ -40,6 +40,7 @@ class Gunicorn:
         ]
         self.env = {**os.environ, "PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url, **(env or {})}
         self.log_path = log_path
+        self.pass_fds = ()
         self.process = None
 
     def start(self, timeout=30):
@@ -50,6 +51,7 @@ class Gunicorn:
             env=self.env,
             stdout=log,
             stderr=log,
+            pass_fds=self.pass_fds,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -59,8 +61,8 @@ class Gunicorn:
             try:
                 if requests.get(self.url + "/-/health", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or (on a socket held for it) not answering yet
             time.sleep(0.1)
         self.kill()
         raise RuntimeError("gunicorn did not become healthy in time")
@@ -89,3 +91,54 @@ class Gunicorn:
     def __exit__(self, *exc):
         self.stop()
         self.kill()
+
+
+def production_gunicorn(database_url, folder, socket_activated=False):
+    """gunicorn as deployed: the repository's gunicorn.conf.py, 2 workers, behind one proxy."""
+    metrics = folder / "metrics"
+    metrics.mkdir(exist_ok=True)
+    server_class = SocketActivatedGunicorn if socket_activated else Gunicorn
+    return server_class(
+        database_url,
+        command=[
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            "gunicorn.conf.py",
+            "--workers",
+            "2",
+            "--bind",
+            "127.0.0.1:{port}",
+        ],
+        env={"PERISKOP_PUSHGATEWAY_PROXY_HOPS": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+        log_path=folder / "gunicorn.log",
+    )
+
+
+class SocketActivatedGunicorn(Gunicorn):
+    """gunicorn handed its listening socket as systemd's socket activation does (fd 3,
+    LISTEN_FDS, LISTEN_PID). The socket belongs to this object and outlives every gunicorn
+    started on it, as it belongs to systemd in deploy/periskop-pushgateway.socket."""
+
+    def __init__(self, database_url, **kwargs):
+        super().__init__(database_url, **kwargs)
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = self.listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        fd = self.listener.fileno()
+        self.pass_fds = (fd,)
+        # A small launcher moves the socket to fd 3 and execs gunicorn, keeping its pid.
+        launcher = (
+            "import os, sys; "
+            f"os.dup2({fd}, 3); os.close({fd}); "
+            "os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1'); "
+            "os.execv(sys.argv[1], sys.argv[1:])"
+        )
+        self.command = [sys.executable, "-c", launcher, *self.command]
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        self.listener.close()

@@ -35,14 +35,20 @@ def report(collector, exception, times=1, context=None):
                 collector.report(caught)
 
 
-def test_python_client_pushes_are_counted_once(gateway):
+def push_like_a_job(url):
+    """A job's pushes: 3 ValueErrors, 2 KeyErrors later, and its state pushed again at exit."""
     collector = ExceptionCollector()
     exporter = ExceptionExporter(collector)
     report(collector, ValueError("bad value"), times=3)
-    exporter.push_to_gateway(gateway.url)
+    exporter.push_to_gateway(url)
     report(collector, KeyError("missing"), times=2)
-    exporter.push_to_gateway(gateway.url)
-    exporter.push_to_gateway(gateway.url)  # pushed again at exit
+    exporter.push_to_gateway(url)
+    exporter.push_to_gateway(url)  # pushed again at exit
+    return collector
+
+
+def test_python_client_pushes_are_counted_once(gateway):
+    push_like_a_job(gateway.url)
 
     exported = scrape(gateway.url).json()
     keys = {a["aggregation_key"].split("@")[0]: a for a in exported["aggregated_errors"]}

@@ -1,0 +1,55 @@
+"""gunicorn's production settings for the gateway, in one place: `periskop-pushgateway serve` and
+the repository's gunicorn.conf.py both take them from here."""
+
+import multiprocessing
+
+DEFAULT_BIND = "0.0.0.0:7878"
+DEFAULT_TIMEOUT = 30
+
+# The client as nginx saw it (X-Forwarded-For), then gunicorn's peer, the worker that answered,
+# and how long the request took in milliseconds: enough to find a slow or failing pusher, or a
+# stuck worker, from the access log alone.
+ACCESS_LOG_FORMAT = (
+    '%(h)s fwd=%({x-forwarded-for}i)s pid=%(p)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms "%(a)s"'
+)
+
+
+def default_workers():
+    # SQLite takes one writer at a time; a few workers keep scrapes and pushes flowing
+    # without queueing many of them on its lock.
+    return min(4, max(2, multiprocessing.cpu_count()))
+
+
+def gunicorn_settings(bind=(DEFAULT_BIND,), workers=None, timeout=DEFAULT_TIMEOUT):
+    """gunicorn setting name -> value."""
+    return {
+        "bind": list(bind),
+        "workers": workers or default_workers(),
+        # Sync workers: nginx in front buffers slow clients, so a worker is only ever busy
+        # with a complete request, and a push is one short SQLite transaction.
+        "worker_class": "sync",
+        "timeout": timeout,
+        # On SIGTERM or SIGHUP a worker finishes the request it holds (at most `timeout`
+        # long) before it exits: an acknowledged push is never cut short.
+        "graceful_timeout": timeout,
+        # The app (and its database migration) is loaded once, before the workers fork.
+        "preload_app": True,
+        "accesslog": "-",
+        "errorlog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+        # Forwarded headers are trusted by the app alone, and only as far as
+        # PERISKOP_PUSHGATEWAY_PROXY_HOPS says (werkzeug's ProxyFix); gunicorn must not
+        # trust X-Forwarded-Proto from any local process on its own.
+        "forwarded_allow_ips": "",
+        "secure_scheme_headers": {},
+        # gunicorn's control socket sits at one path per user: a second gateway on the same
+        # machine would take it over, and nothing here needs it.
+        "control_socket_disable": True,
+        "child_exit": _worker_exited,
+    }
+
+
+def _worker_exited(_arbiter, worker):
+    from .metrics import worker_exited
+
+    worker_exited(worker.pid)
