@@ -16,7 +16,7 @@ from .migrate import check_database_current, upgrade_database
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
-from .views import GroupNameConverter, admin, export, health, push
+from .views import GroupNameConverter, admin, export, health, openapi, push
 from .views import metrics as metrics_view
 
 
@@ -61,7 +61,7 @@ def create_app(config_overrides=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     app.url_map.converters["group"] = GroupNameConverter
-    for view in (push, export, health, admin, metrics_view):
+    for view in (push, export, health, admin, metrics_view, openapi):
         app.register_blueprint(view.blueprint)
     install_auth(app, credentials_from_config(config))
     register_error_handlers(app)

@@ -1,5 +1,6 @@
 """Optional HTTP Basic auth: one set of credentials for pushing, one for the admin API, and
-one for scraping (the export, health and metrics stay open unless it is set).
+one for scraping (the export, health, metrics and the OpenAPI document stay open unless it
+is set).
 
 Passwords are configured as werkzeug password hashes, never in plain text. Clients pass
 credentials in the gateway's address (http://user:pass@gateway:7878), which every client
@@ -24,6 +25,7 @@ ROLE_OF_BLUEPRINT = {
     "export": "SCRAPE",
     "health": "SCRAPE",
     "metrics": "SCRAPE",
+    "openapi": "SCRAPE",
 }
 REALM = "periskop-pushgateway"
 _HASH_METHODS = ("scrypt:", "pbkdf2:")

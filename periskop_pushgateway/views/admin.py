@@ -22,10 +22,13 @@ _SHOWN_SETTINGS = [
 ]
 
 
-@blueprint.delete("/-/errors/<path:aggregation_key>")
-@blueprint.delete("/services/<group:group>/-/errors/<path:aggregation_key>")
+# Merging slashes would redirect /-/errors//key (a key "/key") to the error "key": another one.
+@blueprint.delete("/-/errors/<path:aggregation_key>", merge_slashes=False)
+@blueprint.delete("/services/<group:group>/-/errors/<path:aggregation_key>", merge_slashes=False)
 def resolve(aggregation_key, group=DEFAULT_GROUP):
-    if not current_gateway().store.resolve(group, aggregation_key):
+    # No stored key holds a NUL (a push with one is rejected), and PostgreSQL refuses one even
+    # in a query.
+    if "\x00" in aggregation_key or not current_gateway().store.resolve(group, aggregation_key):
         abort(404, f"No exported error {aggregation_key!r} in {_describe(group)}.")
     log.info("resolved group=%s key=%s", group or "-", aggregation_key)
     return jsonify(group=group or None, resolved=aggregation_key)
