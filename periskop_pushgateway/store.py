@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from .db import database_size
+from .db import database_size, snapshot_options, write_lock_for
 from .models import aggregates, client_counters, groups, occurrences
 from .render import render_export
 from .timestamps import now_ns
@@ -108,9 +108,9 @@ _UPDATE_COUNTER = (
     )
     .values(last_total=bindparam("_total"), updated_ns=bindparam("_now"))
 )
-_GROUP_BY_NAME = select(groups.c.id, groups.c.target_uuid, groups.c.revision).where(
-    groups.c.name == bindparam("name")
-)
+_GROUP_BY_NAME = select(
+    groups.c.id, groups.c.target_uuid, groups.c.revision, groups.c.last_push_ns
+).where(groups.c.name == bindparam("name"))
 # One statement, so that even under READ COMMITTED (PostgreSQL) an export is one snapshot.
 _EXPORTED = (
     select(
@@ -184,6 +184,7 @@ class Store:
     def __init__(self, engine, write_engine, settings=StoreSettings(), clock=now_ns):
         self.engine = engine
         self._write_engine = write_engine
+        self._write_lock = write_lock_for(write_engine)
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
@@ -197,7 +198,7 @@ class Store:
         nothing of it was applied, so running it again is safe."""
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
-                with self._write_engine.begin() as connection:
+                with self._write_lock(), self._write_engine.begin() as connection:
                     return apply(connection)
             except DBAPIError as error:
                 if attempt == _WRITE_ATTEMPTS or not _is_transient(error):
@@ -218,9 +219,10 @@ class Store:
         now = self.clock()
         client = push["target_uuid"]
 
-        def apply(connection):
+        def plan(connection, group_id):
+            """The push applied to the group's stored state, in memory: (states, pushed keys'
+            aggregates, summary)."""
             pushed = push["aggregates"]
-            group_id, last_push_ns = _lock_group(connection, group_name, now)
             states = _load_states(connection, group_id, client, pushed)
             dropped = set()
             if capped:
@@ -232,6 +234,30 @@ class Store:
             new_occurrences = _merge_occurrences(
                 connection, states, self.settings.occurrences_per_key, now
             )
+            return states, pushed, PushSummary(len(states), new_occurrences, increase, len(dropped))
+
+        def summary_if_unchanged(connection):
+            group = connection.execute(_GROUP_BY_NAME, {"name": group_name}).first()
+            if group is None or now - group.last_push_ns > _GROUP_TOUCH_NS:
+                return None
+            states, pushed, summary = plan(connection, group.id)
+            if any(state.changed for state in states.values()):
+                return None
+            if client and any(_counter_rows(client, pushed, states, now)):
+                return None
+            return summary
+
+        # A push that changes nothing (the same state pushed again) is found out in a read
+        # transaction, which takes no write lock: repeated pushes do not queue behind writes.
+        # An anonymous push with a count adds it, so it always writes.
+        if client or not any(a["total_count"] for a in push["aggregates"]):
+            summary = self._read_snapshot(summary_if_unchanged)
+            if summary is not None:
+                return summary
+
+        def apply(connection):
+            group_id, last_push_ns = _lock_group(connection, group_name, now)
+            states, pushed, summary = plan(connection, group_id)
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
@@ -240,9 +266,16 @@ class Store:
                 connection.execute(_TOUCH_GROUP, {"group_id": group_id, "now": now})
             if client:
                 _save_counters(connection, client, pushed, states, now)
-            return PushSummary(len(states), new_occurrences, increase, len(dropped))
+            return summary
 
         return self._run_write(apply)
+
+    def _read_snapshot(self, read):
+        """read(connection) in a read-only transaction that sees one snapshot throughout."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**snapshot_options(connection))
+            with connection.begin():
+                return read(connection)
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
@@ -616,8 +649,8 @@ def _save_occurrences(connection, states):
         connection.execute(_DELETE_OCCURRENCES, {"ids": doomed})
 
 
-def _save_counters(connection, client, pushed, states, now):
-    """Remember the pushing process's latest cumulative total of every key it pushed."""
+def _counter_rows(client, pushed, states, now):
+    """The pushing process's counter rows to create and to update: (created, updated)."""
     pushed_totals = {aggregate["aggregation_key"]: aggregate["total_count"] for aggregate in pushed}
     created, updated = [], []
     for key, total in pushed_totals.items():
@@ -633,6 +666,12 @@ def _save_counters(connection, client, pushed, states, now):
             )
         elif total != state.last_total or now - state.counter_updated_ns > _COUNTER_TOUCH_NS:
             updated.append({"_id": state.id, "_client": client, "_total": total, "_now": now})
+    return created, updated
+
+
+def _save_counters(connection, client, pushed, states, now):
+    """Remember the pushing process's latest cumulative total of every key it pushed."""
+    created, updated = _counter_rows(client, pushed, states, now)
     if created:
         connection.execute(_INSERT_COUNTERS, created)
     if updated:
