@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,6 +13,7 @@ from .db import create_engines
 from .errors import register_error_handlers
 from .maintenance import Maintenance
 from .migrate import check_database_current, upgrade_database
+from .recent import RecentPushes
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
@@ -28,6 +29,8 @@ class Gateway:
     maintenance: Maintenance
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
+    # Bodies this worker accepted lately (a hint for the store; see recent.py).
+    recent_pushes: RecentPushes = field(default_factory=RecentPushes)
 
 
 def create_app(config_overrides=None):

@@ -12,14 +12,19 @@ _CHUNK = 64 * 1024
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
 
-def read_push_document(request, max_bytes):
-    """The request's body as a JSON object; raises PushRejected for anything else.
+def read_push_body(request, max_bytes):
+    """The request's body, decompressed; raises PushRejected for one too large or in an
+    unsupported encoding.
 
     A compressed body is held to the size limit once decompressed too, so a gzip bomb is
     refused without being inflated.
     """
     raw = _read_at_most(request, max_bytes)
-    body = _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
+    return _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
+
+
+def parse_push_document(body):
+    """The body as a JSON object; raises InvalidPush for anything else."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:

@@ -81,7 +81,9 @@ class Pusher(threading.Thread):
     def send(self, body):
         try:
             response = requests.post(self.url + "/errors", data=json.dumps(body), timeout=30)
-        except requests.ConnectionError as error:
+        except requests.RequestException as error:
+            # Refused: never sent. Anything else (reset, a response cut off by the kill,
+            # a timeout) came after sending: it may or may not have been committed.
             self.failures.append(repr(error))
             return "not stored" if "Connection refused" in str(error) else "unknown"
         if 200 <= response.status_code < 300:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from periskop_pushgateway.db import WriteLock
+from periskop_pushgateway.recent import RecentPushes
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
@@ -48,6 +49,7 @@ def test_a_push_that_changes_nothing_is_answered_while_another_process_writes(
 HOLDER = """
 import sys, time
 from periskop_pushgateway.db import WriteLock
+from periskop_pushgateway.recent import RecentPushes
 with WriteLock(sys.argv[1], 1)():
     print("held", flush=True)
     time.sleep(60)
@@ -103,3 +105,15 @@ def test_a_forked_worker_does_not_share_the_lock_of_its_parent(tmp_path):
         worker.join(10)
     with lock():
         pass  # free again once the worker let go
+
+
+def test_recent_pushes_remember_the_last_bodies_per_group():
+    recent = RecentPushes(size=2)
+    first, second, third = (RecentPushes.digest("", body) for body in (b"1", b"2", b"3"))
+    recent.add(first)
+    recent.add(second)
+    assert first in recent and second in recent
+    assert RecentPushes.digest("batch", b"1") not in recent  # the same body, another group
+    recent.add(first)  # seen again: now the most recent
+    recent.add(third)
+    assert first in recent and third in recent and second not in recent

@@ -9,8 +9,9 @@ from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from .. import metrics
-from ..body import read_push_document
+from ..body import parse_push_document, read_push_body
 from ..errors import InvalidPush, PushRejected
+from ..recent import RecentPushes
 from ..self_report import report_rejection
 from . import DEFAULT_GROUP, current_gateway
 
@@ -30,9 +31,10 @@ def push(group=DEFAULT_GROUP):
     try:
         # Clients send JSON under any content type (the Python client sends none, the Scala
         # client a form type), so the raw body is read and never parsed as a form.
-        document = read_push_document(request, current_app.config["MAX_BODY_BYTES"])
+        body = read_push_body(request, current_app.config["MAX_BODY_BYTES"])
+        digest = RecentPushes.digest(group, body)
         try:
-            loaded = gateway.load_push(document)
+            loaded = gateway.load_push(parse_push_document(body))
         except ValidationError as error:
             raise InvalidPush(error.messages) from None
     except PushRejected as rejection:
@@ -40,10 +42,11 @@ def push(group=DEFAULT_GROUP):
         report_rejection(gateway, request, group, rejection)
         raise
     try:
-        summary = gateway.store.ingest(group, loaded)
+        summary = gateway.store.ingest(group, loaded, repeated=digest in gateway.recent_pushes)
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
+    gateway.recent_pushes.add(digest)
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
