@@ -1,0 +1,283 @@
+"""Benchmark: the gateway under gunicorn (gunicorn.conf.py, 2 workers) on a temp database,
+driven by wrk on this machine, against a floor app under the same gunicorn settings.
+
+    .venv/bin/python bench/run.py [--seconds 10] [--connections 16] [--no-postgresql]
+
+Prints one row per scenario: requests/s, p50/p99 latency, and the ratio to the floor's
+requests/s in the same run, then worker memory (RSS) after the scrape and along 100,000 pushes.
+Needs wrk (Debian package `wrk`). Compare figures within one run only: the load generator and
+the servers share the machine's cores.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+POSTGRESQL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+MEMORY_STEPS = 4
+WRK_THREADS = 2
+
+
+@dataclass
+class Scenario:
+    name: str
+    script: str
+    payloads: str = ""  # glob of payload files, for pushes
+    fresh: bool = False  # a new target_uuid in every push
+
+
+SCENARIOS = [
+    Scenario("push small, repeated", "push.lua", "small_*.json"),
+    Scenario("push small, new client each", "push.lua", "small_*.json", fresh=True),
+    Scenario("push typical, repeated", "push.lua", "typical_*.json"),
+    Scenario("push typical, new client each", "push.lua", "typical_*.json", fresh=True),
+    Scenario("scrape 1,000 keys x 10", "get.lua"),
+]
+# Pushes go to a group of their own, so the scrape reads exactly the 1,000 keys filled in.
+PUSH_PATH = "/services/bench/errors"
+
+
+class Server:
+    """gunicorn -c gunicorn.conf.py --workers 2, on a loopback port, serving one app."""
+
+    def __init__(self, name, folder, app=None, env=None):
+        self.name = name
+        self.folder = folder / name
+        self.folder.mkdir()
+        with socket_on_free_port() as port:
+            self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        metrics = self.folder / "metrics"
+        metrics.mkdir()
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(REPO / "gunicorn.conf.py"),
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+        ]
+        if app:
+            command += ["--pythonpath", str(BENCH), app]
+        self.log = open(self.folder / "gunicorn.log", "ab")  # noqa: SIM115 - open while it runs
+        self.process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics), **(env or {})},
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(self.url + "/-/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{name} did not start; see {self.folder / 'gunicorn.log'}")
+            time.sleep(0.1)
+
+    def worker_rss_mib(self):
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        sizes = []
+        for pid in children.read_text().split():
+            status = Path(f"/proc/{pid}/status").read_text()
+            sizes.append(int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024)
+        return sorted(sizes)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        self.log.close()
+
+
+class socket_on_free_port:
+    def __enter__(self):
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return self.sock.getsockname()[1]
+
+    def __exit__(self, *exc):
+        self.sock.close()
+
+
+def wrk(url, scenario, payloads, seconds, connections, max_requests=None):
+    """Run wrk once; returns its RESULT fields."""
+    env = {**os.environ, "PUSH_PATH": PUSH_PATH, "FRESH": "1" if scenario.fresh else "0"}
+    if max_requests:
+        env["MAX_REQUESTS"] = str(max_requests)
+    files = sorted(str(f) for f in payloads.glob(scenario.payloads)) if scenario.payloads else []
+    command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s"]
+    command += ["-s", str(BENCH / scenario.script), url, "--", *files]
+    output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+    return dict(field.split("=", 1) for field in line.split()[1:])
+
+
+def cell(result, floor=None):
+    text = f"{result['req/s']}/s, {result['p50']} / {result['p99']}"
+    if floor:
+        text += f", **{int(result['req/s']) / int(floor['req/s']):.2f}**"
+    failures = int(result["non2xx"]) + int(result["socket_errors"])
+    if failures:
+        text += f" ({result['non2xx']} non-2xx, {result['socket_errors']} socket errors)"
+    return text
+
+
+def fill(url, payloads):
+    for path in sorted(payloads.glob("fill_*.json")):
+        response = requests.post(url + "/errors", data=path.read_bytes(), timeout=60)
+        response.raise_for_status()
+    return len(requests.get(url + "/-/errors", timeout=60).content)
+
+
+def postgresql_schema(url):
+    """A fresh schema on the PostgreSQL server, or None (and why) when it cannot be reached."""
+    try:
+        import psycopg
+
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{schema}"')
+        return schema, None
+    except Exception as error:  # noqa: BLE001 - any failure means: no PostgreSQL column
+        return None, str(error).splitlines()[0]
+
+
+def drop_postgresql_schema(url, schema):
+    import psycopg
+
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def measure_memory(gateway, payloads, connections, pushes):
+    """Worker RSS after the scrape, then along `pushes` pushes from a new client each.
+    (wrk runs for a duration, not a number of requests: each step is timed from the rate
+    measured so far, and the pushes actually made are reported.)"""
+    new_clients = Scenario("memory", "push.lua", "small_*.json", fresh=True)
+    steps = [("after the scrape", gateway.worker_rss_mib())]
+    per_step = pushes / MEMORY_STEPS
+    pushed, seconds_spent, seconds = 0, 0.0, 5
+    while pushed < pushes:
+        result = wrk(gateway.url, new_clients, payloads, seconds, connections)
+        pushed += int(result["requests"])
+        seconds_spent += seconds
+        steps.append((f"after {pushed:,} pushes", gateway.worker_rss_mib()))
+        rate = pushed / seconds_spent
+        seconds = max(1, round(min(per_step, pushes - pushed) / rate))
+    return steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=10, help="per scenario and server")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--postgresql", default=POSTGRESQL_URL, help="server for that column")
+    parser.add_argument("--no-postgresql", action="store_true")
+    parser.add_argument("--memory-pushes", type=int, default=100_000)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+
+    folder = Path(tempfile.mkdtemp(prefix="periskop-pushgateway-bench-"))
+    payloads = folder / "payloads"
+    subprocess.run([sys.executable, str(BENCH / "payloads.py"), str(payloads)], check=True)
+
+    def sqlite(synchronous):
+        return {
+            "PERISKOP_PUSHGATEWAY_DATABASE_URL": f"sqlite:///{folder}/{synchronous}.db",
+            "PERISKOP_PUSHGATEWAY_SQLITE_SYNCHRONOUS": synchronous,
+        }
+
+    schema, why_not = (
+        (None, "--no-postgresql") if args.no_postgresql else postgresql_schema(args.postgresql)
+    )
+    servers = {}
+    try:
+        servers["SQLite (FULL)"] = Server("sqlite-full", folder, env=sqlite("FULL"))
+        servers["SQLite (NORMAL)"] = Server("sqlite-normal", folder, env=sqlite("NORMAL"))
+        if schema:
+            pg_url = f"{args.postgresql}?options=-csearch_path%3D{schema}"
+            servers["PostgreSQL"] = Server(
+                "postgresql", folder, env={"PERISKOP_PUSHGATEWAY_DATABASE_URL": pg_url}
+            )
+        export_bytes = {name: fill(server.url, payloads) for name, server in servers.items()}
+        floor = Server(
+            "floor",
+            folder,
+            app="floor:app",
+            env={"FLOOR_SCRAPE_BYTES": str(export_bytes["SQLite (FULL)"])},
+        )
+        servers = {"floor": floor, **servers}
+
+        print(
+            f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s; gunicorn 2 workers; "
+            f"export {export_bytes['SQLite (FULL)']:,} bytes; "
+            f"PostgreSQL: {'yes' if schema else why_not}"
+        )
+        print("cells: requests/s, p50 / p99 latency, ratio to the floor's requests/s")
+        print("| scenario | " + " | ".join(servers) + " |")
+        print("|---" * (len(servers) + 1) + "|")
+        for scenario in SCENARIOS:
+            results = {}
+            for name, server in servers.items():
+                if name == "SQLite (NORMAL)" and not scenario.fresh:
+                    continue  # synchronous matters only where pushes write
+                results[name] = wrk(server.url, scenario, payloads, args.seconds, args.connections)
+            floor_result = results["floor"]
+            cells = [
+                cell(results[name], None if name == "floor" else floor_result)
+                if name in results
+                else "same as FULL"
+                for name in servers
+            ]
+            print(f"| {scenario.name} | " + " | ".join(cells) + " |", flush=True)
+
+        print("\nworker RSS (MiB), SQLite (FULL), pushes from a new client each:")
+        print(f"  floor after the scrape: {fmt_rss(floor.worker_rss_mib())}")
+        for when, rss in measure_memory(
+            servers["SQLite (FULL)"], payloads, args.connections, args.memory_pushes
+        ):
+            print(f"  {when}: {fmt_rss(rss)}", flush=True)
+        status = requests.get(servers["SQLite (FULL)"].url + "/-/status", timeout=30).json()
+        print(f"  database size then: {status['database']['size_bytes'] / 2**20:.1f} MiB")
+    finally:
+        for server in servers.values():
+            server.stop()
+        if schema:
+            drop_postgresql_schema(args.postgresql, schema)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fmt_rss(sizes):
+    return " / ".join(f"{size:.1f}" for size in sizes)
+
+
+if __name__ == "__main__":
+    main()
