@@ -29,7 +29,7 @@ class Gateway:
     maintenance: Maintenance
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
-    # Bodies this worker accepted lately (a hint for the store; see recent.py).
+    # Pushes this worker accepted lately, by body (see recent.py).
     recent_pushes: RecentPushes = field(default_factory=RecentPushes)
 
 

@@ -1,21 +1,29 @@
-"""Which push bodies this worker accepted lately, so that a body pushed again (a process
-pushing its unchanged state once more) can be looked at in a read transaction first."""
+"""The push bodies this worker accepted lately, with what they loaded to, so that a body
+pushed again (a process pushing its unchanged state once more, the steady load of a push
+gateway) is neither validated again nor made to wait for the write lock."""
 
 import hashlib
 from collections import OrderedDict
 
 
 class RecentPushes:
-    """The digests of the last `size` push bodies accepted, per group, least recent dropped.
+    """Loaded pushes by the digest of (group, body), least recent dropped first, within a
+    number of entries and of body bytes.
 
-    Only a hint: a body seen here may change something now (its counters expired, its errors
-    were resolved or wiped), and one pushed to another worker is not here. The store is right
-    either way; the hint only chooses which transaction it tries first.
+    Only pushes from an identified process are kept: loading such a body always gives the
+    same push (occurrences pushed without a uuid get one derived from their content), while an
+    anonymous push without uuids gets fresh ones every time.
+
+    A body found here may still change something now (its counters expired, its errors were
+    resolved or wiped), and one accepted by another worker is not here: the store decides
+    either way; this only saves the loading, and chooses which transaction is tried first.
     """
 
-    def __init__(self, size=1024):
-        self.size = size
-        self._digests = OrderedDict()
+    def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024):
+        self.max_entries = max_entries
+        self.max_body_bytes = max_body_bytes
+        self._pushes = OrderedDict()  # digest -> (loaded push, body size)
+        self._body_bytes = 0
 
     @staticmethod
     def digest(group, body):
@@ -24,11 +32,19 @@ class RecentPushes:
         hasher.update(body)
         return hasher.digest()
 
-    def __contains__(self, digest):
-        return digest in self._digests
+    def get(self, digest):
+        """The push this body loaded to, or None."""
+        entry = self._pushes.get(digest)
+        return entry[0] if entry else None
 
-    def add(self, digest):
-        self._digests[digest] = None
-        self._digests.move_to_end(digest)
-        while len(self._digests) > self.size:
-            self._digests.popitem(last=False)
+    def add(self, digest, push, body_size):
+        if not push["target_uuid"] or body_size > self.max_body_bytes:
+            return
+        previous = self._pushes.pop(digest, None)
+        if previous:
+            self._body_bytes -= previous[1]
+        self._pushes[digest] = (push, body_size)
+        self._body_bytes += body_size
+        while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
+            _, (_, size) = self._pushes.popitem(last=False)
+            self._body_bytes -= size

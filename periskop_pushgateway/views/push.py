@@ -33,20 +33,23 @@ def push(group=DEFAULT_GROUP):
         # client a form type), so the raw body is read and never parsed as a form.
         body = read_push_body(request, current_app.config["MAX_BODY_BYTES"])
         digest = RecentPushes.digest(group, body)
-        try:
-            loaded = gateway.load_push(parse_push_document(body))
-        except ValidationError as error:
-            raise InvalidPush(error.messages) from None
+        loaded = gateway.recent_pushes.get(digest)
+        repeated = loaded is not None
+        if not repeated:
+            try:
+                loaded = gateway.load_push(parse_push_document(body))
+            except ValidationError as error:
+                raise InvalidPush(error.messages) from None
     except PushRejected as rejection:
         metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
         report_rejection(gateway, request, group, rejection)
         raise
     try:
-        summary = gateway.store.ingest(group, loaded, repeated=digest in gateway.recent_pushes)
+        summary = gateway.store.ingest(group, loaded, repeated=repeated)
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
-    gateway.recent_pushes.add(digest)
+    gateway.recent_pushes.add(digest, loaded, len(body))
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
