@@ -1,6 +1,5 @@
-"""SQLite writers queue in the gateway's write lock, across processes; a body pushed again is
-recognized without loading it anew, and a push that changes nothing is answered without
-waiting for the lock."""
+"""SQLite writers queue in the gateway's write lock, across processes, and a push that changes
+nothing is answered without waiting for the lock."""
 
 import multiprocessing
 import signal
@@ -13,7 +12,6 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from periskop_pushgateway.db import WriteLock
-from periskop_pushgateway.recent import RecentPushes
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
@@ -50,7 +48,6 @@ def test_a_push_that_changes_nothing_is_answered_while_another_process_writes(
 HOLDER = """
 import sys, time
 from periskop_pushgateway.db import WriteLock
-from periskop_pushgateway.recent import RecentPushes
 with WriteLock(sys.argv[1], 1)():
     print("held", flush=True)
     time.sleep(60)
@@ -106,60 +103,3 @@ def test_a_forked_worker_does_not_share_the_lock_of_its_parent(tmp_path):
         worker.join(10)
     with lock():
         pass  # free again once the worker let go
-
-
-def identified(name):
-    return {"target_uuid": name, "aggregates": []}
-
-
-def test_recent_pushes_keep_the_last_bodies_per_group_within_their_bounds():
-    recent = RecentPushes(max_entries=2, max_body_bytes=100)
-    first, second, third = (RecentPushes.digest("", body) for body in (b"1", b"2", b"3"))
-    recent.add(first, identified("a"), 10)
-    recent.add(second, identified("b"), 10)
-    assert recent.get(first)["target_uuid"] == "a"
-    assert recent.get(RecentPushes.digest("batch", b"1")) is None  # same body, other group
-    recent.add(first, identified("a"), 10)  # accepted again: now the most recent
-    recent.add(third, identified("c"), 10)
-    assert recent.get(second) is None
-    assert recent.get(first) and recent.get(third)
-
-    recent.add(second, identified("b"), 95)  # past the bytes: the least recent go
-    assert recent.get(second) and not recent.get(first) and not recent.get(third)
-    recent.add(first, identified("a"), 101)  # larger than all of it: not kept
-    assert recent.get(first) is None and recent.get(second)
-
-
-def test_anonymous_pushes_are_not_kept():
-    recent = RecentPushes()
-    digest = RecentPushes.digest("", b"{}")
-    recent.add(digest, {"target_uuid": None, "aggregates": []}, 2)
-    assert recent.get(digest) is None
-
-
-def test_the_same_anonymous_body_twice_is_two_failures_with_two_occurrences(client):
-    # Its occurrence has no uuid: each push of it is a new one, not a repeat to recognize.
-    body = push_body(aggregate("nightly", 1, [{"error": {"class": "E", "message": "m"}}]))
-    for _ in range(2):
-        assert post(client, body).status_code == 200
-    [exported] = scrape(client)["aggregated_errors"]
-    assert exported["total_count"] == 2
-    assert len({o["uuid"] for o in exported["latest_errors"]}) == 2
-
-
-def test_a_body_pushed_again_is_counted_as_loading_it_anew_would(client):
-    body = push_body(aggregate("k", 3, [occurrence("boom")]), target_uuid="p")
-    assert post(client, body).get_json()["count_increase"] == 3
-    # Resolved in between: the same body again changes nothing, as PROTOCOL.md says.
-    assert client.delete("/-/errors/k").status_code == 200
-    assert post(client, body).get_json() == {
-        "aggregates": 1,
-        "new_occurrences": 0,
-        "count_increase": 0,
-        "dropped_keys": 0,
-    }
-    assert counts(scrape(client)) == {}
-    # After a wipe the group starts afresh: the same body is new there, and stored again.
-    assert client.delete("/-/errors").status_code == 200
-    assert post(client, body).get_json()["count_increase"] == 3
-    assert counts(scrape(client)) == {"k": 3}
