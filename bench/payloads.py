@@ -5,7 +5,7 @@
 
 small_N.json   1 aggregate x 1 occurrence                       (N = 0..7, distinct target_uuids)
 typical_N.json 5 aggregates x 10 occurrences, 20-line stacktraces, http_context with 3 headers
-               (~38 KB)
+               (~52 KB)
 fill_N.json    20 files x 50 new keys x 10 occurrences: together 1,000 distinct aggregation keys
 """
 
