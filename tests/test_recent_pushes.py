@@ -1,6 +1,8 @@
 """A body pushed again is recognized without loading it anew (recent.py), and counted as
 loading it anew would count it."""
 
+import json
+
 from periskop_pushgateway.recent import RecentPushes
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
@@ -33,6 +35,24 @@ def test_anonymous_pushes_are_not_kept():
     digest = RecentPushes.digest("", b"{}")
     recent.add(digest, {"target_uuid": None, "aggregates": []}, 2)
     assert recent.get(digest) is None
+
+
+def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
+    client = app.test_client()
+    recent = app.extensions["periskop_pushgateway"].recent_pushes
+    identified_body = json.dumps(push_body(aggregate("k", 1, [occurrence("x")]), target_uuid="p"))
+    anonymous_body = json.dumps(push_body(aggregate("k", 1, [occurrence("x")])))
+    rejected_body = json.dumps(push_body(aggregate("", 1), target_uuid="p"))
+    for body in (identified_body, anonymous_body, rejected_body):
+        post(client, body, group="batch")
+
+    assert recent.get(RecentPushes.digest("batch", identified_body.encode()))["target_uuid"] == "p"
+    assert recent.get(RecentPushes.digest("", identified_body.encode())) is None
+    assert recent.get(RecentPushes.digest("batch", anonymous_body.encode())) is None
+    assert recent.get(RecentPushes.digest("batch", rejected_body.encode())) is None
+    # Found there, the body is not loaded again, and it counts as it did.
+    assert post(client, identified_body, group="batch").get_json()["count_increase"] == 0
+    assert counts(scrape(client, group="batch")) == {"k": 2}
 
 
 def test_the_same_anonymous_body_twice_is_two_failures_with_two_occurrences(client):
