@@ -10,6 +10,8 @@ from pathlib import Path
 
 import requests
 
+from .conftest import new_database_url
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -91,6 +93,11 @@ class Gunicorn:
     def __exit__(self, *exc):
         self.stop()
         self.kill()
+
+
+def gunicorn_on_new_database(folder, **options):
+    """gunicorn (2 workers) on a new, empty database, logging into folder; use it with `with`."""
+    return Gunicorn(new_database_url(folder), log_path=folder / "gunicorn.log", **options)
 
 
 def production_gunicorn(database_url, folder, socket_activated=False):

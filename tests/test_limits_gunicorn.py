@@ -7,9 +7,8 @@ import socket
 import pytest
 import requests
 
-from .conftest import new_database_url
 from .helpers import aggregate, counts, push_body
-from .servers import Gunicorn
+from .servers import gunicorn_on_new_database
 
 LIMIT = 1024 * 1024
 
@@ -17,14 +16,10 @@ LIMIT = 1024 * 1024
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("limits")
-    server = Gunicorn(
-        new_database_url(folder),
-        log_path=folder / "gunicorn.log",
-        env={"PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES": str(LIMIT)},
-    )
-    yield server.start()
-    server.stop()
-    server.kill()
+    with gunicorn_on_new_database(
+        folder, env={"PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES": str(LIMIT)}
+    ) as server:
+        yield server
 
 
 def raw_request(gateway, head, body=b"", read_timeout=10):

@@ -19,9 +19,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from .conftest import new_database_url
 from .helpers import aggregate, occurrence, post, push_body, scrape
-from .servers import Gunicorn
+from .servers import gunicorn_on_new_database
 
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}
 
@@ -159,10 +158,8 @@ def test_what_the_schema_rejects_the_gateway_rejects(limited_app, push_validator
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("openapi")
-    server = Gunicorn(new_database_url(folder), log_path=folder / "gunicorn.log")
-    yield server.start()
-    server.stop()
-    server.kill()
+    with gunicorn_on_new_database(folder) as server:
+        yield server
 
 
 def seed(url):

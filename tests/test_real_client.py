@@ -5,19 +5,16 @@ from periskop_client.collector import ExceptionCollector
 from periskop_client.exporter import ExceptionExporter
 from periskop_client.models import HTTPContext
 
-from .conftest import new_database_url
 from .helpers import counts
-from .servers import Gunicorn
+from .servers import gunicorn_on_new_database
 from .test_gunicorn import scrape
 
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("real-client")
-    server = Gunicorn(new_database_url(folder), log_path=folder / "gunicorn.log")
-    yield server.start()
-    server.stop()
-    server.kill()
+    with gunicorn_on_new_database(folder) as server:
+        yield server
 
 
 def fail(exception):
