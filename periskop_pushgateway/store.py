@@ -5,6 +5,7 @@ whatever the size of the push."""
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -54,35 +55,61 @@ _BUMP_GROUP = (
     .where(groups.c.id == bindparam("group_id"))
     .values(revision=groups.c.revision + 1, last_push_ns=bindparam("now"))
 )
-_AGGREGATES_WITH_COUNTERS = (
-    select(
-        aggregates.c.id,
-        aggregates.c.aggregation_key,
-        aggregates.c.total_count,
-        aggregates.c.severity,
-        aggregates.c.created_ns,
-        aggregates.c.last_seen_ns,
-        aggregates.c.hidden,
-        client_counters.c.last_total,
-        client_counters.c.updated_ns,
-    )
-    .select_from(
-        aggregates.outerjoin(
-            client_counters,
-            and_(
-                client_counters.c.aggregate_id == aggregates.c.id,
-                client_counters.c.client_uuid == bindparam("client"),
-            ),
-        )
-    )
+# The stored state of the pushed keys in one statement: each key's aggregate, the pushing
+# process's counter of it, and its stored occurrences, one row per occurrence (a key with none
+# has one row, its occurrence columns null).
+_STATE_COLUMNS = (
+    aggregates.c.id,
+    aggregates.c.aggregation_key,
+    aggregates.c.total_count,
+    aggregates.c.severity,
+    aggregates.c.created_ns,
+    aggregates.c.last_seen_ns,
+    aggregates.c.hidden,
+    client_counters.c.last_total,
+    client_counters.c.updated_ns,
+    occurrences.c.id.label("occurrence_id"),
+    occurrences.c.uuid.label("occurrence_uuid"),
+    occurrences.c.timestamp_ns.label("occurrence_timestamp_ns"),
+)
+_PUSHED_KEYS = bindparam("keys", expanding=True)
+
+
+def _with_counters_and_occurrences(joined):
+    return joined.outerjoin(
+        client_counters,
+        and_(
+            client_counters.c.aggregate_id == aggregates.c.id,
+            client_counters.c.client_uuid == bindparam("client"),
+        ),
+    ).outerjoin(occurrences, occurrences.c.aggregate_id == aggregates.c.id)
+
+
+_STATE_OF_KEYS = (
+    select(*_STATE_COLUMNS)
+    .select_from(_with_counters_and_occurrences(aggregates))
     .where(
         aggregates.c.group_id == bindparam("group_id"),
-        aggregates.c.aggregation_key.in_(bindparam("keys", expanding=True)),
+        aggregates.c.aggregation_key.in_(_PUSHED_KEYS),
     )
 )
-_STORED_OCCURRENCES = select(
-    occurrences.c.id, occurrences.c.aggregate_id, occurrences.c.uuid, occurrences.c.timestamp_ns
-).where(occurrences.c.aggregate_id.in_(bindparam("ids", expanding=True)))
+# The same with the group found by name (its columns last): a push that changes nothing is
+# read in one statement. The group's row comes back even when none of the keys is stored.
+_GROUP_AND_STATE_OF_KEYS = (
+    select(*_STATE_COLUMNS, groups.c.id.label("group_id"), groups.c.last_push_ns)
+    .select_from(
+        _with_counters_and_occurrences(
+            groups.outerjoin(
+                aggregates,
+                and_(
+                    aggregates.c.group_id == groups.c.id,
+                    aggregates.c.aggregation_key.in_(_PUSHED_KEYS),
+                ),
+            )
+        )
+    )
+    .where(groups.c.name == bindparam("name"))
+)
 _INSERT_AGGREGATES = insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True)
 _UPDATE_AGGREGATE = (
     update(aggregates)
@@ -141,6 +168,12 @@ class PushSummary:
     dropped_keys: int = 0
 
 
+class _StoredOccurrence(NamedTuple):
+    id: int
+    uuid: str
+    timestamp_ns: int
+
+
 @dataclass
 class _AggregateState:
     """One aggregation key of the group while a push is applied to it."""
@@ -154,6 +187,8 @@ class _AggregateState:
     # The pushing process's counter for this key, as stored before this push.
     last_total: int | None = None
     counter_updated_ns: int | None = None
+    # What is stored of its occurrences: _StoredOccurrence tuples.
+    stored_occurrences: list = field(default_factory=list)
     changed: bool = False
     pushed_occurrences: dict = field(default_factory=dict)
     occurrences_to_insert: list = field(default_factory=list)
@@ -220,12 +255,13 @@ class Store:
         """
         now = self.clock()
         client = push["target_uuid"]
+        keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in push["aggregates"]))
 
-        def plan(connection, group_id):
-            """The push applied to the group's stored state, in memory: (states, pushed keys'
-            aggregates, summary)."""
+        def plan(connection, group_id, stored_rows):
+            """The push applied to the group's stored state (stored_rows: the pushed keys' rows
+            of _STATE_OF_KEYS), in memory: (states, pushed keys' aggregates, summary)."""
             pushed = push["aggregates"]
-            states = _load_states(connection, group_id, client, pushed)
+            states = _states_of_keys(stored_rows, pushed)
             dropped = set()
             if capped:
                 dropped = _keys_over_cap(connection, group_id, states, self.settings)
@@ -233,16 +269,16 @@ class Store:
                 for key in dropped:
                     del states[key]
             increase = _count(pushed, states, bool(client), now)
-            new_occurrences = _merge_occurrences(
-                connection, states, self.settings.occurrences_per_key, now
-            )
+            new_occurrences = _merge_occurrences(states, self.settings.occurrences_per_key, now)
             return states, pushed, PushSummary(len(states), new_occurrences, increase, len(dropped))
 
         def summary_if_unchanged(connection):
-            group = connection.execute(_GROUP_BY_NAME, {"name": group_name}).first()
-            if group is None or now - group.last_push_ns > _GROUP_TOUCH_NS:
+            rows = connection.execute(
+                _GROUP_AND_STATE_OF_KEYS, {"name": group_name, "client": client, "keys": keys}
+            ).all()
+            if not rows or now - rows[0].last_push_ns > _GROUP_TOUCH_NS:
                 return None
-            states, pushed, summary = plan(connection, group.id)
+            states, pushed, summary = plan(connection, rows[0].group_id, rows)
             if any(state.changed for state in states.values()):
                 return None
             if client and any(_counter_rows(client, pushed, states, now)):
@@ -261,7 +297,12 @@ class Store:
 
         def apply(connection):
             group_id, last_push_ns = _lock_group(connection, group_name, now)
-            states, pushed, summary = plan(connection, group_id)
+            stored_rows = ()
+            if keys:
+                stored_rows = connection.execute(
+                    _STATE_OF_KEYS, {"group_id": group_id, "client": client, "keys": keys}
+                )
+            states, pushed, summary = plan(connection, group_id, stored_rows)
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
@@ -487,23 +528,30 @@ def _lock_group(connection, name, now):
     return connection.execute(_GROUP_FOR_UPDATE, {"name": name}).one()
 
 
-def _load_states(connection, group_id, client, pushed):
-    """The group's stored state of every pushed key, with the pushing process's counters."""
-    keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in pushed))
+def _states_of_keys(stored_rows, pushed):
+    """Every pushed key's state: as stored (rows of _STATE_OF_KEYS), or new."""
     states = {}
-    if keys:
-        for row in connection.execute(
-            _AGGREGATES_WITH_COUNTERS, {"group_id": group_id, "client": client, "keys": keys}
-        ):
-            states[row.aggregation_key] = _AggregateState(
-                row.id,
-                row.total_count,
-                row.severity,
-                row.created_ns,
-                row.last_seen_ns,
-                hidden=row.hidden,
-                last_total=row.last_total,
-                counter_updated_ns=row.updated_ns,
+    for row in stored_rows:
+        # Unpacked by position: it takes less than half the time of reading columns by name.
+        (aggregate_id, key, total, severity, created, last_seen, hidden, last_total, updated,
+         occurrence_id, occurrence_uuid, occurrence_timestamp, *_group_columns) = row  # fmt: skip
+        if aggregate_id is None:
+            continue  # the group's own row, when none of the pushed keys is stored
+        state = states.get(key)
+        if state is None:
+            state = states[key] = _AggregateState(
+                aggregate_id,
+                total,
+                severity,
+                created,
+                last_seen,
+                hidden=hidden,
+                last_total=last_total,
+                counter_updated_ns=updated,
+            )
+        if occurrence_id is not None:
+            state.stored_occurrences.append(
+                _StoredOccurrence(occurrence_id, occurrence_uuid, occurrence_timestamp)
             )
     for aggregate in pushed:
         key = aggregate["aggregation_key"]
@@ -560,20 +608,17 @@ def _count(pushed, states, identified, now):
     return increase
 
 
-def _merge_occurrences(connection, states, per_key, now):
+def _merge_occurrences(states, per_key, now):
     """Plan each aggregate's newest `per_key` occurrences, de-duplicated by uuid.
 
     Sets each state's occurrences to insert and stored ids to delete; returns how many pushed
     occurrences will be stored.
     """
-    touched = [state for state in states.values() if state.pushed_occurrences]
-    stored = {state.id: [] for state in touched if state.id is not None}
-    if stored:
-        for row in connection.execute(_STORED_OCCURRENCES, {"ids": list(stored)}):
-            stored[row.aggregate_id].append(row)
     new_occurrences = 0
-    for state in touched:
-        rows = stored.get(state.id, ())
+    for state in states.values():
+        if not state.pushed_occurrences:
+            continue
+        rows = state.stored_occurrences
         known = {row.uuid for row in rows}
         # Newest first; among equal timestamps, what was stored stays ahead of what is pushed.
         candidates = [((row.timestamp_ns, 1, row.id), row.id, None) for row in rows]

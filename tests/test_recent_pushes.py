@@ -81,3 +81,32 @@ def test_a_body_pushed_again_is_counted_as_loading_it_anew_would(client):
     assert client.delete("/-/errors").status_code == 200
     assert post(client, body).get_json()["count_increase"] == 3
     assert counts(scrape(client)) == {"k": 3}
+
+
+def test_a_body_pushed_again_with_a_key_past_the_cap_stores_it_once_there_is_room(make_app):
+    client = make_app(MAX_KEYS_PER_GROUP=1).test_client()
+    body = push_body(
+        aggregate("a", 1, [occurrence("x")]), aggregate("b", 2, [occurrence("y")]), target_uuid="p"
+    )
+    summary = {"aggregates": 1, "new_occurrences": 1, "count_increase": 1, "dropped_keys": 1}
+    assert post(client, body, group="g").get_json() == summary
+    summary = {**summary, "new_occurrences": 0, "count_increase": 0}
+    assert post(client, body, group="g").get_json() == summary
+    assert counts(scrape(client, group="g")) == {"a": 1}
+
+    # Resolving "a" makes room: the same body now stores "b", and leaves "a" resolved.
+    assert client.delete("/services/g/-/errors/a").status_code == 200
+    summary = {"aggregates": 2, "new_occurrences": 1, "count_increase": 2, "dropped_keys": 0}
+    assert post(client, body, group="g").get_json() == summary
+    summary = {**summary, "new_occurrences": 0, "count_increase": 0}
+    assert post(client, body, group="g").get_json() == summary
+    assert counts(scrape(client, group="g")) == {"b": 2}
+
+
+def test_a_body_pushed_again_is_answered_for_its_own_keys_alone(client):
+    post(client, push_body(aggregate("other", 1, [occurrence("o")]), target_uuid="q"))
+    body = push_body(aggregate("k", 1, [occurrence("x")]), target_uuid="p")
+    first = {"aggregates": 1, "new_occurrences": 1, "count_increase": 1, "dropped_keys": 0}
+    assert post(client, body).get_json() == first
+    assert post(client, body).get_json() == {**first, "new_occurrences": 0, "count_increase": 0}
+    assert counts(scrape(client)) == {"other": 1, "k": 1}
