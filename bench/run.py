@@ -96,10 +96,13 @@ class Server:
                 raise RuntimeError(f"{name} did not start; see {self.folder / 'gunicorn.log'}")
             time.sleep(0.1)
 
-    def worker_rss_mib(self):
+    def worker_pids(self):
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(pid) for pid in children.read_text().split()]
+
+    def worker_rss_mib(self):
         sizes = []
-        for pid in children.read_text().split():
+        for pid in self.worker_pids():
             status = Path(f"/proc/{pid}/status").read_text()
             sizes.append(int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024)
         return sorted(sizes)
