@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from run import BENCH, SCENARIOS, Server, wrk
@@ -72,15 +73,17 @@ def main():
             )
         )
         load.start()
-        threading.Event().wait(1)
+        time.sleep(1)
         outputs = {pid: folder / f"worker-{pid}.txt" for pid in server.worker_pids()}
         samplers = [sample(pid, args.seconds, output) for pid, output in outputs.items()]
-        for sampler in samplers:
-            sampler.wait()
+        failed = [sampler.args for sampler in samplers if sampler.wait() != 0]
         load.join()
+        if failed:
+            sys.exit(f"py-spy failed (it needs ptrace permission): {failed[0]}")
+        inclusive, own, total = shares(outputs.values())
     finally:
         server.stop()
-    inclusive, own, total = shares(outputs.values())
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"{args.scenario}: {result['req/s']}/s under py-spy; {total} samples of 2 workers")
     for title, counts in (("on the stack", inclusive), ("at the top", own)):
         print(f"\n{title}:")
@@ -88,7 +91,6 @@ def main():
         shown = [(frame, count) for frame, count in counts.most_common() if count < 0.99 * total]
         for frame, count in shown[: args.top]:
             print(f"{count / total * 100:5.1f}%  {frame}")
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
