@@ -42,7 +42,7 @@ def main():
 @click.option(
     "--bind",
     "-b",
-    default=DEFAULT_BIND,
+    default=(DEFAULT_BIND,),
     show_default=True,
     multiple=True,
     help="Address to listen on (host:port or unix:PATH); may be repeated.",

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from periskop_pushgateway.cli import serve
+from periskop_pushgateway.gunicorn_settings import default_workers
+
 from .helpers import aggregate, counts, occurrence, push_body
 from .periskop_server import ScrapeChecker
 from .servers import Gunicorn
@@ -132,6 +135,13 @@ def test_console_script_serves_the_gateway(database_url, tmp_path):
     with server:
         push(server.url, push_body(aggregate("k", 2)))
         assert counts(scrape(server.url).json()) == {"k": 2}
+
+
+def test_serve_without_options_listens_on_port_7878_with_the_default_settings():
+    # What the README's one-line run command relies on; the other tests give --bind.
+    context = serve.make_context("serve", [])
+    defaults = {"bind": ("0.0.0.0:7878",), "workers": default_workers(), "timeout": 30}
+    assert context.params == defaults
 
 
 def test_every_worker_shows_a_push_as_soon_as_it_is_acknowledged(gateway):
