@@ -36,7 +36,7 @@ from .schemas import (
     Timestamp,
     build_push_schema,
 )
-from .store import PushSummary
+from .planning import PushSummary
 
 OPENAPI_VERSION = "3.1.0"
 # Methods werkzeug adds to every rule by itself.
