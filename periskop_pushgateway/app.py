@@ -8,7 +8,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth import credentials_from_config, install_auth
-from .config import load_config
+from .config import load_config, retired_settings
 from .db import create_engines
 from .errors import register_error_handlers
 from .maintenance import Maintenance
@@ -19,6 +19,8 @@ from .scrub import Scrubber
 from .store import Store, StoreSettings
 from .views import GroupNameConverter, admin, export, health, openapi, push
 from .views import metrics as metrics_view
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ def create_app(config_overrides=None):
     """Build the gateway from PERISKOP_PUSHGATEWAY_* settings (overrides win, for tests)."""
     config = load_config(overrides=config_overrides)
     _configure_logging(config["LOG_LEVEL"])
+    for variable, why in retired_settings():
+        log.warning("%s is set but no longer used: %s", variable, why)
 
     app = Flask(__name__)
     app.config.update(config)

@@ -92,7 +92,7 @@ def hash_password(password):
 
 @main.command()
 def prune():
-    """Prune once now (retention, forgotten counters, key cap): for cron, when pushes are rare."""
+    """Prune once now (retention, counter cap, key cap): for cron, when pushes are rare."""
     from .app import create_app
 
     pruned = create_app().extensions["periskop_pushgateway"].maintenance.run()

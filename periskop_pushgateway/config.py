@@ -55,10 +55,11 @@ SETTINGS = {
         "Aggregates unchanged for this long leave the export (their counts are remembered); "
         "0 keeps them forever.",
     ),
-    "CLIENT_COUNTER_TTL_SECONDS": (
-        86400,
+    "MAX_COUNTERS_PER_GROUP": (
+        100_000,
         _positive_integer,
-        "A pushing process's counters are forgotten this long after its last push.",
+        "Per-process counters (pushing target_uuid x key) a group keeps; beyond it the least "
+        "recently pushed are forgotten, and such a process's next push counts whole again.",
     ),
     "PRUNE_INTERVAL_SECONDS": (
         60,
@@ -145,6 +146,21 @@ SETTINGS = {
     ),
     "LOG_LEVEL": ("INFO", _text, "Level of the gateway's own log lines."),
 }
+
+
+# Settings that are no longer read, with what replaced them: the gateway says so at start.
+RETIRED = {
+    "CLIENT_COUNTER_TTL_SECONDS": "counters now live as long as their aggregate, "
+    "bounded by PERISKOP_PUSHGATEWAY_MAX_COUNTERS_PER_GROUP",
+}
+
+
+def retired_settings(environ=None):
+    """(variable, why) for each retired setting the environment still sets."""
+    environ = os.environ if environ is None else environ
+    return [
+        (ENV_PREFIX + name, why) for name, why in RETIRED.items() if ENV_PREFIX + name in environ
+    ]
 
 
 def load_config(environ=None, overrides=None):

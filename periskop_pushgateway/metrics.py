@@ -62,9 +62,14 @@ DROPPED_KEYS = Counter(
     "periskop_pushgateway_dropped_keys",
     "New aggregation keys not stored because their group held its maximum of keys.",
 )
+STALE_KEYS = Counter(
+    "periskop_pushgateway_stale_keys",
+    "Pushed keys whose count was below the highest the same process had pushed before: "
+    "pushes that arrived out of order, which add nothing.",
+)
 PRUNED_ROWS = Counter(
     "periskop_pushgateway_pruned_rows",
-    "Rows pruned: expired aggregates, forgotten counters, evicted aggregates.",
+    "Rows pruned: expired aggregates, evicted counters, evicted aggregates.",
     ["kind"],
 )
 PUSH_DURATION = Histogram(
@@ -116,6 +121,7 @@ def render_metrics(store):
             OCCURRENCES_STORED,
             COUNT_INCREASE,
             DROPPED_KEYS,
+            STALE_KEYS,
             PRUNED_ROWS,
             PUSH_DURATION,
         ):

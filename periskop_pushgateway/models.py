@@ -55,16 +55,22 @@ aggregates = Table(
     Index("ix_aggregates_last_seen", "last_seen_ns"),
 )
 
-# The last cumulative total_count each pushing process reported for a key, so that a
-# re-pushed cumulative state adds only its increase.
-client_counters = Table(
-    "client_counters",
+# The highest cumulative total_count each pushing process reported for a key, so that a
+# re-pushed or out-of-order cumulative state adds only what exceeds it. It lives as long as
+# its aggregate; a group keeps at most MAX_COUNTERS_PER_GROUP of them, least recently pushed
+# evicted first (pruning.py).
+process_counters = Table(
+    "process_counters",
     metadata,
     Column("aggregate_id", Id, ForeignKey("aggregates.id", ondelete="CASCADE"), primary_key=True),
-    Column("client_uuid", String(255), primary_key=True),
-    Column("last_total", BigInteger, nullable=False),
-    Column("updated_ns", BigInteger, nullable=False),
-    Index("ix_client_counters_updated", "updated_ns"),
+    # A 64-bit digest of the process's target_uuid (planning.process_id): a fixed 8 bytes
+    # however long the uuid a client sends.
+    Column("process_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("group_id", Id, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
+    Column("highest_total", BigInteger, nullable=False),
+    # When the process last pushed this key (kept current to within planning.COUNTER_TOUCH_NS).
+    Column("pushed_ns", BigInteger, nullable=False),
+    Index("ix_process_counters_group_pushed", "group_id", "pushed_ns"),
 )
 
 occurrences = Table(

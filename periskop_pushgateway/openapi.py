@@ -21,6 +21,7 @@ from marshmallow import Schema, fields, validate
 
 from . import __version__
 from .auth import ROLE_OF_BLUEPRINT
+from .planning import PushSummary
 from .schemas import (
     MAX_COUNT,
     SEVERITIES,
@@ -36,7 +37,6 @@ from .schemas import (
     Timestamp,
     build_push_schema,
 )
-from .planning import PushSummary
 
 OPENAPI_VERSION = "3.1.0"
 # Methods werkzeug adds to every rule by itself.

@@ -1,14 +1,16 @@
 """How a push changes a group's stored state, worked out in memory and free of SQL: the store
-reads the pushed keys' rows, these functions plan what to write, and the store writes it."""
+reads the pushed keys' rows, plan_push works out what to write, and the store writes it."""
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 # Largest count a 64-bit column (and the Periskop server's int64) holds.
 MAX_TOTAL = 2**63 - 1
 
-# A process's counter row is rewritten when its count changes, and otherwise only this often,
-# to keep "when it last pushed" roughly current without a write for every repeated push.
+# A process's counter row is rewritten when its highest count rises, and otherwise only this
+# often, to keep "when it last pushed" current enough to evict the least recently pushed
+# counters first, without a write for every repeated push.
 COUNTER_TOUCH_NS = 5 * 60 * 10**9
 
 
@@ -21,6 +23,9 @@ class PushSummary:
     count_increase: int = 0
     # New keys not stored because the group holds its maximum of keys.
     dropped_keys: int = 0
+    # Keys whose count was below the highest the same process had already pushed: a push
+    # that arrived out of order (see count()).
+    stale_keys: int = 0
 
 
 class StoredOccurrence(NamedTuple):
@@ -39,9 +44,12 @@ class AggregateState:
     created_ns: int
     last_seen_ns: int
     hidden: bool = False
-    # The pushing process's counter for this key, as stored before this push.
-    last_total: int | None = None
-    counter_updated_ns: int | None = None
+    # The pushing process's counter for this key, as stored before this push: the highest
+    # count it reported, and when it last pushed the key. None: no counter stored.
+    highest: int | None = None
+    counter_pushed_ns: int | None = None
+    # The highest count of this key in this push, from an identified process.
+    pushed_highest: int | None = None
     # What is stored of its occurrences: StoredOccurrence tuples.
     stored_occurrences: list = field(default_factory=list)
     changed: bool = False
@@ -50,12 +58,41 @@ class AggregateState:
     occurrence_ids_to_delete: list = field(default_factory=list)
 
 
+def process_id(target_uuid):
+    """The 64-bit digest a process's counters are stored under (None for an anonymous push).
+
+    Two processes pushing the same key share a counter only if their target_uuids share a
+    digest: with n processes per key that happens with probability about n²/2^65 (3e-10 for
+    100,000), and then they count as the larger of the two.
+    """
+    if not target_uuid:
+        return None
+    digest = hashlib.blake2b(target_uuid.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def plan_push(push, stored_rows, now, occurrences_per_key, keys_to_drop=None):
+    """The push (normalize.normalize_push) applied in memory to the stored state of its keys
+    (rows of statements.STATE_OF_KEYS). keys_to_drop(states), when given, names new keys not
+    to store. Returns (states by key, summary); states say what to write."""
+    pushed = push["aggregates"]
+    states = states_of_keys(stored_rows, pushed)
+    dropped = keys_to_drop(states) if keys_to_drop else set()
+    if dropped:
+        pushed = [a for a in pushed if a["aggregation_key"] not in dropped]
+        for key in dropped:
+            del states[key]
+    increase, stale = count(pushed, states, bool(push["target_uuid"]), now)
+    new_occurrences = merge_occurrences(states, occurrences_per_key, now)
+    return states, PushSummary(len(states), new_occurrences, increase, len(dropped), stale)
+
+
 def states_of_keys(stored_rows, pushed):
     """Every pushed key's state: as stored (rows of STATE_OF_KEYS), or new."""
     states = {}
     for row in stored_rows:
         # Unpacked by position: it takes less than half the time of reading columns by name.
-        (aggregate_id, key, total, severity, created, last_seen, hidden, last_total, updated,
+        (aggregate_id, key, total, severity, created, last_seen, hidden, highest, pushed_ns,
          occurrence_id, occurrence_uuid, occurrence_timestamp, *_group_columns) = row  # fmt: skip
         if aggregate_id is None:
             continue  # the group's own row, when none of the pushed keys is stored
@@ -68,8 +105,8 @@ def states_of_keys(stored_rows, pushed):
                 created,
                 last_seen,
                 hidden=hidden,
-                last_total=last_total,
-                counter_updated_ns=updated,
+                highest=highest,
+                counter_pushed_ns=pushed_ns,
             )
         if occurrence_id is not None:
             state.stored_occurrences.append(
@@ -95,22 +132,35 @@ def keys_over_cap(states, count_visible, max_keys):
 
 
 def count(pushed, states, identified, now):
-    """Add each pushed total_count's increase to its aggregate; return the sum of increases.
+    """Add each pushed key's increase to its aggregate; return (sum of increases, stale keys).
 
-    A process identified by target_uuid pushes its cumulative count: only the part above what
-    it pushed last is new. A count lower than last time means the process restarted, so all
-    of it is new. An anonymous push adds its count as it is.
+    A process identified by target_uuid pushes its cumulative count, and draws a new uuid
+    whenever it starts. So per key only what exceeds the highest count it pushed before is
+    new; a lower or equal count adds nothing and lowers nothing: it is a push that arrived
+    out of order (threads of one process pushing at once, a retry), never a reset. This is
+    the Periskop server's own rule for a scraped target. A key named twice in one push
+    counts as its highest entry. An anonymous push adds each entry's count as it is.
+
+    The severity of a stale key (below the highest) is not taken: it is an older state's.
     """
-    last_totals = {key: state.last_total for key, state in states.items()} if identified else {}
-    increase = 0
+    entries_by_key = {}
     for aggregate in pushed:
-        key = aggregate["aggregation_key"]
+        entries_by_key.setdefault(aggregate["aggregation_key"], []).append(aggregate)
+    increase = stale_keys = 0
+    for key, entries in entries_by_key.items():
         state = states[key]
-        total = aggregate["total_count"]
-        last = last_totals.get(key)
-        delta = total - last if last is not None and total >= last else total
+        stale = False
         if identified:
-            last_totals[key] = total
+            pushed_highest = max(entry["total_count"] for entry in entries)
+            state.pushed_highest = pushed_highest
+            if state.highest is None:
+                delta = pushed_highest
+            else:
+                delta = max(0, pushed_highest - state.highest)
+                stale = pushed_highest < state.highest
+        else:
+            delta = sum(entry["total_count"] for entry in entries)
+        stale_keys += stale
         if delta and state.total_count < MAX_TOTAL:
             # Saturates rather than overflowing the 64-bit column: a count never goes down.
             state.total_count = min(state.total_count + delta, MAX_TOTAL)
@@ -118,15 +168,18 @@ def count(pushed, states, identified, now):
             state.hidden = False  # a resolved or expired error that happens again is back
             state.changed = True
             increase += delta
-        if aggregate["severity"] != state.severity:
-            state.severity = aggregate["severity"]
+        severity = entries[-1]["severity"]
+        if not stale and severity != state.severity:
+            state.severity = severity
             state.changed = True
-        if aggregate["created_ns"] < state.created_ns:
-            state.created_ns = aggregate["created_ns"]
+        created_ns = min(entry["created_ns"] for entry in entries)
+        if created_ns < state.created_ns:
+            state.created_ns = created_ns
             state.changed = True
-        for occurrence in aggregate["occurrences"]:
-            state.pushed_occurrences.setdefault(occurrence["uuid"], occurrence)
-    return increase
+        for entry in entries:
+            for occurrence in entry["occurrences"]:
+                state.pushed_occurrences.setdefault(occurrence["uuid"], occurrence)
+    return increase, stale_keys
 
 
 def merge_occurrences(states, per_key, now):
@@ -163,21 +216,31 @@ def merge_occurrences(states, per_key, now):
     return new_occurrences
 
 
-def counter_rows(client, pushed, states, now):
+def counter_rows(process, group_id, states, now):
     """The pushing process's counter rows to create and to update: (created, updated)."""
-    pushed_totals = {aggregate["aggregation_key"]: aggregate["total_count"] for aggregate in pushed}
     created, updated = [], []
-    for key, total in pushed_totals.items():
-        state = states[key]
-        if state.counter_updated_ns is None:
+    for state in states.values():
+        if state.pushed_highest is None:
+            continue
+        if state.highest is None:
             created.append(
                 {
                     "aggregate_id": state.id,
-                    "client_uuid": client,
-                    "last_total": total,
-                    "updated_ns": now,
+                    "process_id": process,
+                    "group_id": group_id,
+                    "highest_total": state.pushed_highest,
+                    "pushed_ns": now,
                 }
             )
-        elif total != state.last_total or now - state.counter_updated_ns > COUNTER_TOUCH_NS:
-            updated.append({"_id": state.id, "_client": client, "_total": total, "_now": now})
+        elif (
+            state.pushed_highest > state.highest or now - state.counter_pushed_ns > COUNTER_TOUCH_NS
+        ):
+            updated.append(
+                {
+                    "_id": state.id,
+                    "_process": process,
+                    "_highest": max(state.highest, state.pushed_highest),
+                    "_now": now,
+                }
+            )
     return created, updated

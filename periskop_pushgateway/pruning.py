@@ -1,42 +1,164 @@
-"""Keeping what is stored bounded: aggregates past retention leave the export, and the oldest
-hidden aggregates of a group past its maximum are deleted."""
+"""Keeping what is stored bounded, in short write transactions: aggregates past retention leave
+the export, each group keeps at most MAX_COUNTERS_PER_GROUP per-process counters (the least
+recently pushed go first), and at most MAX_KEYS_PER_GROUP hidden aggregates (the oldest go).
 
-from sqlalchemy import func, select, update
+Each step works in batches of at most BATCH_ROWS rows, one transaction each, so that however
+large the backlog (a lowered limit, months without a prune) no push waits behind pruning for
+longer than one batch takes. Every batch locks the rows of the groups it touches, in id order,
+before anything else, as a push locks its group's row first: the two never wait on each other
+in a circle (PostgreSQL)."""
 
-from .models import aggregates, client_counters, occurrences
+from sqlalchemy import bindparam, func, select, tuple_, update
+
+from .models import aggregates, groups, occurrences, process_counters
+from .statements import BUMP_GROUP
+
+BATCH_ROWS = 1000
+# Deleting a hidden aggregate deletes its occurrences and counters too: fewer per batch.
+AGGREGATE_BATCH = 100
+
+_LOCK_GROUPS = (
+    select(groups.c.id)
+    .where(groups.c.id.in_(bindparam("group_ids", expanding=True)))
+    .order_by(groups.c.id)
+    .with_for_update()
+)
 
 
-def hide(connection, aggregate_ids):
-    """Take aggregates out of the export. Their counts stay, and so do their occurrences: a
-    client re-pushing the same cumulative state must not bring a resolved error back, and
-    only known uuids tell that it is the same."""
-    connection.execute(
-        update(aggregates).where(aggregates.c.id.in_(aggregate_ids)).values(hidden=True)
+def prune(store, now):
+    """Run every step until nothing is left to do; returns how many rows each touched. What
+    there is to do is read first, without the write lock: mostly there is nothing."""
+    settings = store.settings
+    pruned = {"expired_aggregates": 0, "evicted_counters": 0, "evicted_aggregates": 0}
+    cutoff = now - settings.retention_ns
+    if settings.retention_ns and store.read_snapshot(
+        lambda connection: connection.execute(_ANY_EXPIRED, {"cutoff": cutoff}).first()
+    ):
+        while True:
+            hidden = store.run_write(lambda connection: _expire_batch(connection, cutoff, now))
+            pruned["expired_aggregates"] += hidden
+            if hidden < BATCH_ROWS:
+                break
+    counters_over, hidden_over = store.read_snapshot(
+        lambda connection: (
+            _groups_over(connection, _COUNTERS_PER_GROUP, settings.max_counters_per_group),
+            _groups_over(connection, _HIDDEN_PER_GROUP, settings.max_keys_per_group),
+        )
     )
+    for group_id, excess in counters_over:
+        pruned["evicted_counters"] += _drain(
+            store, excess, BATCH_ROWS, lambda c, n, g=group_id: _evict_counters(c, g, n)
+        )
+    for group_id, excess in hidden_over:
+        pruned["evicted_aggregates"] += _drain(
+            store, excess, AGGREGATE_BATCH, lambda c, n, g=group_id: _evict_hidden(c, g, n)
+        )
+    return pruned
 
 
-def evict_hidden(connection, keep):
-    """Delete the oldest hidden aggregates of each group beyond `keep` of them.
+_ANY_EXPIRED = (
+    select(aggregates.c.id)
+    .where(aggregates.c.hidden.is_(False), aggregates.c.last_seen_ns < bindparam("cutoff"))
+    .limit(1)
+)
+
+
+def _expire_batch(connection, cutoff, now):
+    expired = connection.execute(
+        select(aggregates.c.id, aggregates.c.group_id)
+        .where(aggregates.c.hidden.is_(False), aggregates.c.last_seen_ns < cutoff)
+        .limit(BATCH_ROWS)
+    ).all()
+    if not expired:
+        return 0
+    group_ids = sorted({row.group_id for row in expired})
+    connection.execute(_LOCK_GROUPS, {"group_ids": group_ids}).all()
+    # Seen again under the lock: a push may have brought one back meanwhile (PostgreSQL).
+    connection.execute(
+        update(aggregates)
+        .where(
+            aggregates.c.id.in_([row.id for row in expired]),
+            aggregates.c.last_seen_ns < cutoff,
+        )
+        .values(hidden=True)
+    )
+    connection.execute(BUMP_GROUP, [{"group_id": gid, "now": now} for gid in group_ids])
+    return len(expired)
+
+
+_COUNTERS_PER_GROUP = (
+    select(process_counters.c.group_id, func.count())
+    .group_by(process_counters.c.group_id)
+    .having(func.count() > bindparam("keep"))
+)
+_HIDDEN_PER_GROUP = (
+    select(aggregates.c.group_id, func.count())
+    .where(aggregates.c.hidden.is_(True))
+    .group_by(aggregates.c.group_id)
+    .having(func.count() > bindparam("keep"))
+)
+
+
+def _groups_over(connection, counted_per_group, keep):
+    """(group id, rows beyond `keep`) of every group holding more."""
+    rows = connection.execute(counted_per_group, {"keep": keep}).all()
+    return [(group_id, total - keep) for group_id, total in rows]
+
+
+def _drain(store, excess, batch, evict):
+    """evict(connection, at most n) in batches until `excess` rows are gone or none is left."""
+    done = 0
+    while done < excess:
+        limit = min(batch, excess - done)
+        evicted = store.run_write(lambda connection, limit=limit: evict(connection, limit))
+        if not evicted:
+            break
+        done += evicted
+    return done
+
+
+def _evict_counters(connection, group_id, limit):
+    """Delete the group's `limit` least recently pushed counters.
+
+    A process whose counter is gone is counted whole again if it pushes the key once more:
+    the one case where a re-pushed cumulative state adds again. The least recently pushed go
+    first, so it takes MAX_COUNTERS_PER_GROUP other (process, key) pairs pushing to the group
+    since that process last pushed.
+    """
+    connection.execute(_LOCK_GROUPS, {"group_ids": [group_id]}).all()
+    oldest = (
+        select(process_counters.c.aggregate_id, process_counters.c.process_id)
+        .where(process_counters.c.group_id == group_id)
+        .order_by(process_counters.c.pushed_ns)
+        .limit(limit)
+    )
+    return connection.execute(
+        process_counters.delete().where(
+            tuple_(process_counters.c.aggregate_id, process_counters.c.process_id).in_(oldest)
+        )
+    ).rowcount
+
+
+def _evict_hidden(connection, group_id, limit):
+    """Delete the group's `limit` hidden aggregates hidden longest, with what belongs to them.
 
     A deleted key that comes back starts counting from zero: the one case where an exported
     count can go down for a standing target_uuid, and only for keys hidden longest in a group
     that holds its maximum of keys.
     """
-    ranked = (
-        select(
-            aggregates.c.id,
-            func.row_number()
-            .over(partition_by=aggregates.c.group_id, order_by=aggregates.c.last_seen_ns.desc())
-            .label("rank"),
-        )
-        .where(aggregates.c.hidden.is_(True))
-        .subquery()
+    connection.execute(_LOCK_GROUPS, {"group_ids": [group_id]}).all()
+    doomed = list(
+        connection.execute(
+            select(aggregates.c.id)
+            .where(aggregates.c.group_id == group_id, aggregates.c.hidden.is_(True))
+            .order_by(aggregates.c.last_seen_ns)
+            .limit(limit)
+        ).scalars()
     )
-    doomed = [row.id for row in connection.execute(select(ranked.c.id).where(ranked.c.rank > keep))]
     if doomed:
         connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(doomed)))
         connection.execute(
-            client_counters.delete().where(client_counters.c.aggregate_id.in_(doomed))
+            process_counters.delete().where(process_counters.c.aggregate_id.in_(doomed))
         )
         connection.execute(aggregates.delete().where(aggregates.c.id.in_(doomed)))
     return len(doomed)

@@ -3,7 +3,7 @@ third of its time. Plain SQLAlchemy Core; what differs between databases is in d
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 
-from .models import aggregates, client_counters, groups, occurrences
+from .models import aggregates, groups, occurrences, process_counters
 
 GROUP_FOR_UPDATE = (
     select(groups.c.id, groups.c.last_push_ns)
@@ -13,7 +13,6 @@ GROUP_FOR_UPDATE = (
     .with_for_update()
 )
 INSERT_GROUP = insert(groups)
-ALL_GROUPS_FOR_UPDATE = select(groups.c.id).order_by(groups.c.id).with_for_update()
 TOUCH_GROUP = (
     update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
 )
@@ -34,8 +33,8 @@ STATE_COLUMNS = (
     aggregates.c.created_ns,
     aggregates.c.last_seen_ns,
     aggregates.c.hidden,
-    client_counters.c.last_total,
-    client_counters.c.updated_ns,
+    process_counters.c.highest_total,
+    process_counters.c.pushed_ns,
     occurrences.c.id.label("occurrence_id"),
     occurrences.c.uuid.label("occurrence_uuid"),
     occurrences.c.timestamp_ns.label("occurrence_timestamp_ns"),
@@ -45,10 +44,10 @@ PUSHED_KEYS = bindparam("keys", expanding=True)
 
 def with_counters_and_occurrences(joined):
     return joined.outerjoin(
-        client_counters,
+        process_counters,
         and_(
-            client_counters.c.aggregate_id == aggregates.c.id,
-            client_counters.c.client_uuid == bindparam("client"),
+            process_counters.c.aggregate_id == aggregates.c.id,
+            process_counters.c.process_id == bindparam("process"),
         ),
     ).outerjoin(occurrences, occurrences.c.aggregate_id == aggregates.c.id)
 
@@ -94,14 +93,14 @@ INSERT_OCCURRENCES = insert(occurrences)
 DELETE_OCCURRENCES = occurrences.delete().where(
     occurrences.c.id.in_(bindparam("ids", expanding=True))
 )
-INSERT_COUNTERS = insert(client_counters)
+INSERT_COUNTERS = insert(process_counters)
 UPDATE_COUNTER = (
-    update(client_counters)
+    update(process_counters)
     .where(
-        client_counters.c.aggregate_id == bindparam("_id"),
-        client_counters.c.client_uuid == bindparam("_client"),
+        process_counters.c.aggregate_id == bindparam("_id"),
+        process_counters.c.process_id == bindparam("_process"),
     )
-    .values(last_total=bindparam("_total"), updated_ns=bindparam("_now"))
+    .values(highest_total=bindparam("_highest"), pushed_ns=bindparam("_now"))
 )
 GROUP_BY_NAME = select(
     groups.c.id, groups.c.target_uuid, groups.c.revision, groups.c.last_push_ns

@@ -10,19 +10,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .db import database_size, snapshot_options, write_lock_for
-from .models import aggregates, client_counters, groups, occurrences
-from .planning import (
-    PushSummary,
-    count,
-    counter_rows,
-    keys_over_cap,
-    merge_occurrences,
-    states_of_keys,
-)
-from .pruning import evict_hidden, hide
+from .models import aggregates, groups, occurrences, process_counters
+from .planning import counter_rows, keys_over_cap, plan_push, process_id
+from .pruning import prune
 from .render import render_export
 from .statements import (
-    ALL_GROUPS_FOR_UPDATE,
     BUMP_GROUP,
     DELETE_OCCURRENCES,
     EXPORTED,
@@ -65,8 +57,8 @@ class StoreSettings:
     max_keys_per_group: int = 5000
     # Aggregates unchanged for this long leave the export (0: never).
     retention_ns: int = 7 * 86400 * 10**9
-    # A process's counters are forgotten this long after it last pushed them.
-    counter_ttl_ns: int = 86400 * 10**9
+    # Per-process counters a group keeps; the least recently pushed are evicted beyond it.
+    max_counters_per_group: int = 100_000
 
     @classmethod
     def from_config(cls, config):
@@ -74,23 +66,23 @@ class StoreSettings:
             occurrences_per_key=config["OCCURRENCES_PER_KEY"],
             max_keys_per_group=config["MAX_KEYS_PER_GROUP"],
             retention_ns=config["RETENTION_SECONDS"] * 10**9,
-            counter_ttl_ns=config["CLIENT_COUNTER_TTL_SECONDS"] * 10**9,
+            max_counters_per_group=config["MAX_COUNTERS_PER_GROUP"],
         )
 
 
 class Store:
-    def __init__(self, engine, write_engine, settings=StoreSettings(), clock=now_ns):
+    def __init__(self, engine, write_engine, settings=None, clock=now_ns):
         self.engine = engine
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
-        self.settings = settings
+        self.settings = settings or StoreSettings()
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
         # group name -> ((group id, revision), export body): a worker renders a group's
         # export again only after a push changed it.
         self._exports = {}
 
-    def _run_write(self, apply):
+    def run_write(self, apply):
         """apply(connection) in a write transaction, run again when the database aborted it to
         break a deadlock or a serialization conflict with another instance (PostgreSQL):
         nothing of it was applied, so running it again is safe."""
@@ -109,56 +101,50 @@ class Store:
             connection.execute(select(groups.c.id).limit(1)).all()
         return True
 
-    def ingest(self, group_name, push, capped=True, repeated=False):
+    def ingest(self, group_name, push, capped=True, likely_unchanged=False):
         """Apply one normalized push (normalize.normalize_push) to a group, atomically.
 
         capped=False stores new keys past the group's maximum (the gateway's own reports).
-        repeated=True: the same body was pushed lately, so the push probably changes nothing,
-        which a read transaction finds out without waiting for the write lock.
+        likely_unchanged=True: the push probably changes nothing (the same body was pushed
+        lately, or its counts are no higher than this process's last ones), which a read
+        transaction finds out without waiting for the write lock.
         """
         now = self.clock()
-        client = push["target_uuid"]
+        process = process_id(push["target_uuid"])
         keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in push["aggregates"]))
+        per_key = self.settings.occurrences_per_key
 
-        def plan(connection, group_id, stored_rows):
-            """The push applied to the group's stored state (stored_rows: the pushed keys' rows
-            of STATE_OF_KEYS), in memory: (states, pushed keys' aggregates, summary)."""
-            pushed = push["aggregates"]
-            states = states_of_keys(stored_rows, pushed)
-            dropped = set()
-            if capped:
-                dropped = keys_over_cap(
-                    states,
-                    lambda: connection.execute(VISIBLE_KEYS, {"group_id": group_id}).scalar_one(),
-                    self.settings.max_keys_per_group,
-                )
-                pushed = [a for a in pushed if a["aggregation_key"] not in dropped]
-                for key in dropped:
-                    del states[key]
-            increase = count(pushed, states, bool(client), now)
-            new_occurrences = merge_occurrences(states, self.settings.occurrences_per_key, now)
-            return states, pushed, PushSummary(len(states), new_occurrences, increase, len(dropped))
+        def over_cap(connection, group_id):
+            if not capped:
+                return None
+            return lambda states: keys_over_cap(
+                states,
+                lambda: connection.execute(VISIBLE_KEYS, {"group_id": group_id}).scalar_one(),
+                self.settings.max_keys_per_group,
+            )
 
         def summary_if_unchanged(connection):
             rows = connection.execute(
-                GROUP_AND_STATE_OF_KEYS, {"name": group_name, "client": client, "keys": keys}
+                GROUP_AND_STATE_OF_KEYS, {"name": group_name, "process": process, "keys": keys}
             ).all()
-            if not rows or now - rows[0].last_push_ns > _GROUP_TOUCH_NS:
+            if not rows or now - (rows[0].last_push_ns or 0) > _GROUP_TOUCH_NS:
                 return None
-            states, pushed, summary = plan(connection, rows[0].group_id, rows)
+            group_id = rows[0].group_id
+            states, summary = plan_push(push, rows, now, per_key, over_cap(connection, group_id))
             if any(state.changed for state in states.values()):
                 return None
-            if client and any(counter_rows(client, pushed, states, now)):
+            if process is not None and any(counter_rows(process, group_id, states, now)):
                 return None
             return summary
 
-        # A push that changes nothing (the same state pushed again) is found out in a read
-        # transaction, which takes no write lock: repeated pushes do not queue behind writes.
-        # Any other push goes straight to the write transaction, which finds out the same.
-        # An anonymous push with a count adds it, so it always writes.
-        adds_counts = not client and any(a["total_count"] for a in push["aggregates"])
-        if repeated and not adds_counts:
-            summary = self._read_snapshot(summary_if_unchanged)
+        # A push that changes nothing (the same state pushed again, or one that arrived after
+        # a later state of its process) is found out in a read transaction, which takes no
+        # write lock: such pushes do not queue behind writes. Any other push goes straight to
+        # the write transaction, which finds out the same. An anonymous push with a count
+        # adds it, so it always writes.
+        adds_counts = process is None and any(a["total_count"] for a in push["aggregates"])
+        if likely_unchanged and not adds_counts:
+            summary = self.read_snapshot(summary_if_unchanged)
             if summary is not None:
                 return summary
 
@@ -167,27 +153,22 @@ class Store:
             stored_rows = ()
             if keys:
                 stored_rows = connection.execute(
-                    STATE_OF_KEYS, {"group_id": group_id, "client": client, "keys": keys}
+                    STATE_OF_KEYS, {"group_id": group_id, "process": process, "keys": keys}
                 )
-            states, pushed, summary = plan(connection, group_id, stored_rows)
+            states, summary = plan_push(
+                push, stored_rows, now, per_key, over_cap(connection, group_id)
+            )
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
                 connection.execute(BUMP_GROUP, {"group_id": group_id, "now": now})
-            elif now - last_push_ns > _GROUP_TOUCH_NS:
+            elif now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
                 connection.execute(TOUCH_GROUP, {"group_id": group_id, "now": now})
-            if client:
-                _save_counters(connection, client, pushed, states, now)
+            if process is not None:
+                _save_counters(connection, process, group_id, states, now)
             return summary
 
-        return self._run_write(apply)
-
-    def _read_snapshot(self, read):
-        """read(connection) in a read-only transaction that sees one snapshot throughout."""
-        with self.engine.connect() as connection:
-            connection.execution_options(**snapshot_options(connection))
-            with connection.begin():
-                return read(connection)
+        return self.run_write(apply)
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
@@ -234,11 +215,11 @@ class Store:
             ).scalar()
             if aggregate_id is None:
                 return False
-            hide(connection, [aggregate_id])
+            _hide(connection, [aggregate_id])
             connection.execute(BUMP_GROUP, {"group_id": group.id, "now": now})
             return True
 
-        return self._run_write(apply)
+        return self.run_write(apply)
 
     def wipe(self, group_name):
         """Remove everything in a group and give it a new target_uuid, so the Periskop server
@@ -254,7 +235,7 @@ class Store:
             in_group = select(aggregates.c.id).where(aggregates.c.group_id == group.id)
             connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(in_group)))
             connection.execute(
-                client_counters.delete().where(client_counters.c.aggregate_id.in_(in_group))
+                process_counters.delete().where(process_counters.c.group_id == group.id)
             )
             connection.execute(aggregates.delete().where(aggregates.c.group_id == group.id))
             connection.execute(
@@ -264,46 +245,18 @@ class Store:
             )
             return new_uuid
 
-        return self._run_write(apply)
+        return self.run_write(apply)
 
     def prune(self):
-        """Bound what is stored: expire aggregates past retention, forget counters of processes
-        that stopped pushing, and keep each group's hidden aggregates to its maximum of keys.
-        Returns how many rows each step touched."""
-        now = self.clock()
-        settings = self.settings
-        pruned = {"expired_aggregates": 0, "forgotten_counters": 0, "evicted_aggregates": 0}
+        """Bound what is stored (pruning.py); returns how many rows each step touched."""
+        return prune(self, self.clock())
 
-        def apply(connection):
-            # Pushes lock their group's row first; pruning takes them all, in one order,
-            # before touching any aggregate, so the two never wait on each other in a circle.
-            connection.execute(ALL_GROUPS_FOR_UPDATE).all()
-            if settings.retention_ns:
-                expired = connection.execute(
-                    select(aggregates.c.id, aggregates.c.group_id).where(
-                        aggregates.c.hidden.is_(False),
-                        aggregates.c.last_seen_ns < now - settings.retention_ns,
-                    )
-                ).all()
-                if expired:
-                    hide(connection, [row.id for row in expired])
-                    connection.execute(
-                        BUMP_GROUP,
-                        [
-                            {"group_id": gid, "now": now}
-                            for gid in {row.group_id for row in expired}
-                        ],
-                    )
-                pruned["expired_aggregates"] = len(expired)
-            pruned["forgotten_counters"] = connection.execute(
-                client_counters.delete().where(
-                    client_counters.c.updated_ns < now - settings.counter_ttl_ns
-                )
-            ).rowcount
-            pruned["evicted_aggregates"] = evict_hidden(connection, settings.max_keys_per_group)
-            return pruned
-
-        return self._run_write(apply)
+    def read_snapshot(self, read):
+        """read(connection) in a read-only transaction that sees one snapshot throughout."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**snapshot_options(connection))
+            with connection.begin():
+                return read(connection)
 
     def status(self):
         """Groups with their key counts and last push, and the database's size."""
@@ -415,10 +368,19 @@ def _save_occurrences(connection, states):
         connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
 
 
-def _save_counters(connection, client, pushed, states, now):
-    """Remember the pushing process's latest cumulative total of every key it pushed."""
-    created, updated = counter_rows(client, pushed, states, now)
+def _save_counters(connection, process, group_id, states, now):
+    """Remember the highest cumulative count the pushing process reported for each key."""
+    created, updated = counter_rows(process, group_id, states, now)
     if created:
         connection.execute(INSERT_COUNTERS, created)
     if updated:
         connection.execute(UPDATE_COUNTER, updated)
+
+
+def _hide(connection, aggregate_ids):
+    """Take aggregates out of the export. Their counts stay, and so do their occurrences: a
+    client re-pushing the same cumulative state must not bring a resolved error back, and
+    only known uuids tell that it is the same."""
+    connection.execute(
+        update(aggregates).where(aggregates.c.id.in_(aggregate_ids)).values(hidden=True)
+    )

@@ -100,6 +100,22 @@ def gunicorn_on_new_database(folder, **options):
     return Gunicorn(new_database_url(folder), log_path=folder / "gunicorn.log", **options)
 
 
+def served_by_console_script(database_url, log_path, workers=2):
+    """The gateway as the README runs it: `periskop-pushgateway serve`, on a loopback port."""
+    return Gunicorn(
+        database_url,
+        log_path=log_path,
+        command=[
+            str(Path(sys.executable).parent / "periskop-pushgateway"),
+            "serve",
+            "--bind",
+            "127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+    )
+
+
 def production_gunicorn(database_url, folder, socket_activated=False):
     """gunicorn as deployed: the repository's gunicorn.conf.py, 2 workers, behind one proxy."""
     metrics = folder / "metrics"

@@ -29,12 +29,48 @@ def test_restarted_process_with_new_uuid_adds_its_whole_count(client):
     assert counts(scrape(client)) == {"k": 8}
 
 
-def test_lower_count_from_same_uuid_is_a_counter_reset(client):
-    push_count(client, "k", 5)
-    summary = push_count(client, "k", 2)
-    assert summary["count_increase"] == 2
-    push_count(client, "k", 4)
-    assert counts(scrape(client)) == {"k": 9}
+def test_a_lower_count_from_the_same_process_adds_nothing_and_lowers_nothing(client):
+    """Two threads of one process pushed 6 and 5; the 5 arrived second. Then 6 again."""
+    uuid_ = "aaaaaaaa-0000-4000-8000-000000000001"
+    increases = [
+        push_count(client, "k", total, target_uuid=uuid_, group="repro")["count_increase"]
+        for total in (6, 5, 6)
+    ]
+    assert increases == [6, 0, 0]
+    assert counts(scrape(client, "repro")) == {"k": 6}
+    assert push_count(client, "k", 8, target_uuid=uuid_, group="repro")["count_increase"] == 2
+    assert counts(scrape(client, "repro")) == {"k": 8}
+
+
+def test_a_push_that_arrived_out_of_order_is_reported_stale(client):
+    push_count(client, "a", 3)
+    push_count(client, "b", 3)
+    summary = push_count(client, "a", 2)
+    assert summary["stale_keys"] == 1 and summary["count_increase"] == 0
+    both = push_body(
+        aggregate("a", 3), aggregate("b", 1), aggregate("c", 1), target_uuid="process-1"
+    )
+    summary = post(client, both).get_json()
+    assert summary["stale_keys"] == 1  # b; a is as high as before, c is new
+    assert summary["count_increase"] == 1
+    assert counts(scrape(client)) == {"a": 3, "b": 3, "c": 1}
+
+
+def test_a_stale_push_still_brings_its_new_occurrences(client):
+    push_count(client, "k", 2, occurrences=[occurrence("second", timestamp="2026-01-01T00:00:02Z")])
+    summary = push_count(
+        client, "k", 1, occurrences=[occurrence("first", timestamp="2026-01-01T00:00:01Z")]
+    )
+    assert summary["new_occurrences"] == 1 and summary["count_increase"] == 0
+    exported = by_key(scrape(client))["k"]
+    assert exported["total_count"] == 2
+    assert [o["error"]["message"] for o in exported["latest_errors"]] == ["first", "second"]
+
+
+def test_a_stale_push_does_not_change_the_severity(client):
+    push_count(client, "k", 2, severity="warning")
+    push_count(client, "k", 1, severity="info")
+    assert by_key(scrape(client))["k"]["severity"] == "warning"
 
 
 def test_anonymous_pushes_add_their_count_as_is(client):
@@ -116,9 +152,10 @@ def test_created_at_defaults_to_the_earliest_occurrence(client):
 
 def test_push_response_reports_what_changed(client):
     first = push_count(client, "k", 2, occurrences=[occurrence("a"), occurrence("b")])
-    assert first == {"aggregates": 1, "new_occurrences": 2, "count_increase": 2, "dropped_keys": 0}
+    unchanged = {"new_occurrences": 0, "count_increase": 0, "dropped_keys": 0, "stale_keys": 0}
+    assert first == {**unchanged, "aggregates": 1, "new_occurrences": 2, "count_increase": 2}
     second = push_count(client, "k", 2)
-    assert second == {"aggregates": 1, "new_occurrences": 0, "count_increase": 0, "dropped_keys": 0}
+    assert second == {**unchanged, "aggregates": 1}
 
 
 def test_empty_push_is_accepted_and_changes_nothing(client):
@@ -130,6 +167,7 @@ def test_empty_push_is_accepted_and_changes_nothing(client):
             "new_occurrences": 0,
             "count_increase": 0,
             "dropped_keys": 0,
+            "stale_keys": 0,
         }
     assert scrape(client)["aggregated_errors"] == []
 
@@ -143,8 +181,13 @@ def test_counts_saturate_instead_of_overflowing(client):
     assert counts(scrape(client)) == {"k": 2**63 - 1}
 
 
-def test_a_key_repeated_within_one_push_counts_each_entry(client):
-    post(client, push_body(aggregate("k", 2), aggregate("k", 5), target_uuid="p"))
-    assert counts(scrape(client)) == {"k": 5}
+def test_a_key_named_twice_in_one_push_counts_as_its_highest_entry_and_stays_idempotent(client):
+    body = push_body(aggregate("K@1", 10), aggregate("K@1", 5), target_uuid="p")
+    for _ in range(3):
+        assert post(client, body).status_code == 200
+        assert counts(scrape(client)) == {"K@1": 10}
+
+
+def test_an_anonymous_push_naming_a_key_twice_adds_both_entries(client):
     post(client, push_body(aggregate("anonymous", 2), aggregate("anonymous", 5)))
     assert counts(scrape(client))["anonymous"] == 7

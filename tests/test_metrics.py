@@ -27,6 +27,7 @@ def test_push_outcomes_and_what_they_stored_are_counted(client):
     before = scrape_metrics(client)
     post(client, push_body(aggregate("k", 3, [occurrence(), occurrence()]), target_uuid="p"))
     post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    post(client, push_body(aggregate("k", 2), aggregate("j", 1), target_uuid="p"))  # k is late
     client.post("/errors", data="{bad")
     client.post("/errors", data=b"x", headers={"Content-Encoding": "br"})
     after = scrape_metrics(client)
@@ -34,15 +35,16 @@ def test_push_outcomes_and_what_they_stored_are_counted(client):
     def grew(name, **labels):
         return sample(after, name, **labels) - sample(before, name, **labels)
 
-    assert grew("periskop_pushgateway_pushes_total", outcome="accepted") == 2
+    assert grew("periskop_pushgateway_pushes_total", outcome="accepted") == 3
+    assert grew("periskop_pushgateway_stale_keys_total") == 1
     assert grew("periskop_pushgateway_pushes_total", outcome="invalid") == 1
     assert grew("periskop_pushgateway_pushes_total", outcome="unsupported_encoding") == 1
     assert grew("periskop_pushgateway_occurrences_stored_total") == 2
     if sample(before, "periskop_pushgateway_count_increase_total") < 2**50:
         # (Earlier tests in the same process may have added counts too large for a float
         # to show an increase of 3.)
-        assert grew("periskop_pushgateway_count_increase_total") == 3
-    assert grew("periskop_pushgateway_push_duration_seconds_count") == 2
+        assert grew("periskop_pushgateway_count_increase_total") == 4
+    assert grew("periskop_pushgateway_push_duration_seconds_count") == 3
 
 
 def test_stored_data_is_read_from_the_database(client):

@@ -1,5 +1,6 @@
 """State lives in the database: restarts keep it, and the schema is managed by migrations."""
 
+import contextlib
 import multiprocessing
 import sqlite3
 import subprocess
@@ -123,7 +124,9 @@ def test_an_identical_repush_writes_nothing(client, database_url):
     watcher.close()
 
 
-def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url):
+@contextlib.contextmanager
+def database_at_revision(database_url, revision):
+    """A connection, in a transaction, to the database migrated up to an older revision."""
     from alembic import command
 
     from periskop_pushgateway.config import load_config
@@ -132,7 +135,12 @@ def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url
 
     _engine, write_engine = create_engines(load_config({}, {"DATABASE_URL": database_url}))
     with write_engine.begin() as connection:
-        command.upgrade(alembic_config(connection), "0001")
+        command.upgrade(alembic_config(connection), revision)
+        yield connection
+
+
+def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url):
+    with database_at_revision(database_url, "0001") as connection:
         connection.exec_driver_sql(
             "INSERT INTO groups (id, name, target_uuid, revision, created_ns) "
             "VALUES (1, '', '11111111-2222-3333-4444-555555555555', 1, 0)"
@@ -145,3 +153,36 @@ def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url
     export = scrape(client)
     assert export["target_uuid"] == "11111111-2222-3333-4444-555555555555"
     assert counts(export) == {"old": 7}
+
+
+def test_counters_of_the_second_schema_are_kept_as_the_highest_counts(database_url):
+    """A database of 0002 (counters under the pushed target_uuid, the last count) upgraded
+    to 0003: the same processes re-pushing their state add nothing, a higher count adds the
+    difference, and the counters come with their group."""
+    long_uuid = "x" * 255
+    with database_at_revision(database_url, "0002") as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO groups (id, name, target_uuid, revision, created_ns) "
+            "VALUES (1, 'jobs', '11111111-2222-3333-4444-555555555555', 1, 0)"
+        )
+        for aggregate_id, key, total in ((1, "a", 9), (2, "b", 4)):
+            connection.exec_driver_sql(
+                "INSERT INTO aggregates (id, group_id, aggregation_key, total_count, severity, "
+                f"created_ns, last_seen_ns) VALUES ({aggregate_id}, 1, '{key}', {total}, "
+                "'error', 0, 0)"
+            )
+        for aggregate_id, client, total in ((1, "p1", 5), (1, long_uuid, 4), (2, "p1", 4)):
+            connection.exec_driver_sql(
+                "INSERT INTO client_counters (aggregate_id, client_uuid, last_total, updated_ns) "
+                f"VALUES ({aggregate_id}, '{client}', {total}, 0)"
+            )
+    client = create_app({"DATABASE_URL": database_url, "RETENTION_SECONDS": 0}).test_client()
+    for process, key, total in (("p1", "a", 5), (long_uuid, "a", 3), ("p1", "b", 4)):
+        body = push_body(aggregate(key, total), target_uuid=process)
+        assert post(client, body, "jobs").get_json()["count_increase"] == 0
+    post(client, push_body(aggregate("a", 6), target_uuid=long_uuid), "jobs")
+    assert counts(scrape(client, "jobs")) == {"a": 11, "b": 4}
+    # The counters belong to their group: wiping it forgets them.
+    assert client.delete("/services/jobs").status_code == 200
+    post(client, push_body(aggregate("a", 5), target_uuid="p1"), "jobs")
+    assert counts(scrape(client, "jobs")) == {"a": 5}

@@ -13,6 +13,7 @@ def test_seed_example_push_is_exported_as_pushed(client, seed_push):
         "new_occurrences": 1,
         "count_increase": 1,
         "dropped_keys": 0,
+        "stale_keys": 0,
     }
 
     export = scrape(client)
@@ -37,6 +38,7 @@ def test_repeating_the_seed_push_changes_nothing(client, seed_push):
         "new_occurrences": 0,
         "count_increase": 0,
         "dropped_keys": 0,
+        "stale_keys": 0,
     }
     assert scrape(client) == first
 

@@ -75,6 +75,7 @@ def test_a_body_pushed_again_is_counted_as_loading_it_anew_would(client):
         "new_occurrences": 0,
         "count_increase": 0,
         "dropped_keys": 0,
+        "stale_keys": 0,
     }
     assert counts(scrape(client)) == {}
     # After a wipe the group starts afresh: the same body is new there, and stored again.
@@ -88,7 +89,13 @@ def test_a_body_pushed_again_with_a_key_past_the_cap_stores_it_once_there_is_roo
     body = push_body(
         aggregate("a", 1, [occurrence("x")]), aggregate("b", 2, [occurrence("y")]), target_uuid="p"
     )
-    summary = {"aggregates": 1, "new_occurrences": 1, "count_increase": 1, "dropped_keys": 1}
+    summary = {
+        "aggregates": 1,
+        "new_occurrences": 1,
+        "count_increase": 1,
+        "dropped_keys": 1,
+        "stale_keys": 0,
+    }
     assert post(client, body, group="g").get_json() == summary
     summary = {**summary, "new_occurrences": 0, "count_increase": 0}
     assert post(client, body, group="g").get_json() == summary
@@ -96,7 +103,13 @@ def test_a_body_pushed_again_with_a_key_past_the_cap_stores_it_once_there_is_roo
 
     # Resolving "a" makes room: the same body now stores "b", and leaves "a" resolved.
     assert client.delete("/services/g/-/errors/a").status_code == 200
-    summary = {"aggregates": 2, "new_occurrences": 1, "count_increase": 2, "dropped_keys": 0}
+    summary = {
+        "aggregates": 2,
+        "new_occurrences": 1,
+        "count_increase": 2,
+        "dropped_keys": 0,
+        "stale_keys": 0,
+    }
     assert post(client, body, group="g").get_json() == summary
     summary = {**summary, "new_occurrences": 0, "count_increase": 0}
     assert post(client, body, group="g").get_json() == summary
@@ -106,7 +119,13 @@ def test_a_body_pushed_again_with_a_key_past_the_cap_stores_it_once_there_is_roo
 def test_a_body_pushed_again_is_answered_for_its_own_keys_alone(client):
     post(client, push_body(aggregate("other", 1, [occurrence("o")]), target_uuid="q"))
     body = push_body(aggregate("k", 1, [occurrence("x")]), target_uuid="p")
-    first = {"aggregates": 1, "new_occurrences": 1, "count_increase": 1, "dropped_keys": 0}
+    first = {
+        "aggregates": 1,
+        "new_occurrences": 1,
+        "count_increase": 1,
+        "dropped_keys": 0,
+        "stale_keys": 0,
+    }
     assert post(client, body).get_json() == first
     assert post(client, body).get_json() == {**first, "new_occurrences": 0, "count_increase": 0}
     assert counts(scrape(client)) == {"other": 1, "k": 1}

@@ -1,4 +1,4 @@
-"""Storage stays bounded over months: retention, forgotten counters, a cap on keys."""
+"""Storage stays bounded over months: retention, a cap on counters, a cap on keys."""
 
 import subprocess
 import sys
@@ -63,7 +63,7 @@ def test_an_error_unchanged_past_retention_leaves_the_export_and_returns_countin
 
 
 def test_a_cumulative_repush_without_news_does_not_bring_an_error_back(gateway, clock):
-    client, gateway_ = gateway(CLIENT_COUNTER_TTL_SECONDS=30 * 86400)
+    client, gateway_ = gateway()
     post(client, push_body(aggregate("k", 3), target_uuid="p"))
     clock.advance(8 * DAY)
     gateway_.maintenance.run()
@@ -79,19 +79,42 @@ def test_retention_zero_keeps_errors_forever(gateway, clock):
     assert counts(scrape(client)) == {"k": 3}
 
 
-def test_counters_of_a_process_silent_past_the_ttl_are_forgotten(gateway, clock):
-    """The documented risk: a process silent for longer than the TTL that pushes the same
-    cumulative state again is counted again."""
+def test_a_long_lived_process_quiet_for_days_is_not_counted_again(gateway, clock):
+    """A web app that raises an error every few days pushes its cumulative count each time:
+    its counter is kept as long as the error is, through retention too."""
     client, gateway_ = gateway()
-    post(client, push_body(aggregate("k", 3), target_uuid="p"))
-    clock.advance(DAY // 2)
-    post(client, push_body(aggregate("k", 3), target_uuid="p"))
-    gateway_.maintenance.run()
-    assert counts(scrape(client)) == {"k": 3}
-    clock.advance(DAY + 1)
-    gateway_.maintenance.run()
-    post(client, push_body(aggregate("k", 3), target_uuid="p"))
+    post(client, push_body(aggregate("k", 5), target_uuid="web-1"))
+    for _ in range(3):
+        clock.advance(3 * DAY)
+        gateway_.maintenance.run()
+        post(client, push_body(aggregate("k", 5), target_uuid="web-1"))
+    post(client, push_body(aggregate("k", 6), target_uuid="web-1"))
     assert counts(scrape(client)) == {"k": 6}
+
+    clock.advance(30 * DAY)  # past retention: the error leaves the export, its counter stays
+    gateway_.maintenance.run()
+    post(client, push_body(aggregate("k", 6), target_uuid="web-1"))
+    assert counts(scrape(client)) == {}
+    post(client, push_body(aggregate("k", 7), target_uuid="web-1"))
+    assert counts(scrape(client)) == {"k": 7}
+
+
+def test_counters_beyond_the_cap_are_evicted_least_recently_pushed_first(gateway, clock):
+    """The one documented case where a re-pushed state counts again: its counter was evicted
+    because the group's cap of counters was reached by processes that pushed since."""
+    client, gateway_ = gateway(MAX_COUNTERS_PER_GROUP=3, PRUNE_INTERVAL_SECONDS=30 * 86400)
+    for process in ("p1", "p2", "p3", "p4"):
+        post(client, push_body(aggregate("k", 1), target_uuid=process), group="g")
+        clock.advance(DAY)  # more than planning.COUNTER_TOUCH_NS: p1's push below is newer
+    post(client, push_body(aggregate("k", 1), aggregate("j", 1), target_uuid="p1"), group="g")
+    pruned = gateway_.maintenance.run()
+    assert pruned["evicted_counters"] == 2  # 5 counters (p1 has two): p2's and p3's go
+    assert counts(scrape(client, "g")) == {"k": 4, "j": 1}
+    for process in ("p1", "p4"):  # remembered: nothing added
+        post(client, push_body(aggregate("k", 1), target_uuid=process), group="g")
+    assert counts(scrape(client, "g")) == {"k": 4, "j": 1}
+    post(client, push_body(aggregate("k", 1), target_uuid="p2"), group="g")  # forgotten
+    assert counts(scrape(client, "g")) == {"k": 5, "j": 1}
 
 
 def test_keys_past_the_cap_are_dropped_counted_and_reported(gateway, clock):
@@ -159,10 +182,10 @@ def test_prune_command_for_cron(database_url):
 def test_storage_stays_bounded_over_simulated_months(gateway, clock, database_url):
     """100,000 short-lived processes over 20 simulated days, each pushing a few keys from a
     pool that keeps changing: row counts stay within the documented bounds."""
-    cap, per_key = 50, 10
+    cap, per_key, counter_cap = 50, 10, 2000
     client, gateway_ = gateway(
         MAX_KEYS_PER_GROUP=cap,
-        CLIENT_COUNTER_TTL_SECONDS=86400,
+        MAX_COUNTERS_PER_GROUP=counter_cap,
         # Durability is not what this test is about: no waiting for the disk.
         SQLITE_SYNCHRONOUS="OFF",
         DATABASE_URL=database_url
@@ -209,8 +232,8 @@ def test_storage_stays_bounded_over_simulated_months(gateway, clock, database_ur
         rows = row_counts(store)
         assert rows["aggregates"] <= 2 * cap
         assert rows["occurrences"] <= per_key * rows["aggregates"]
-        # Counters live one TTL plus one prune interval after the last push.
-        assert rows["client_counters"] <= 3 * (processes_per_day + processes_per_day // 1440 + 1)
+        # At most the cap, and what pushes add between two prunes (3 keys each).
+        assert rows["process_counters"] <= counter_cap + 3 * (processes_per_day // 1440 + 1)
         bounds_checked += 1
     assert bounds_checked == 20
 
@@ -218,10 +241,18 @@ def test_storage_stays_bounded_over_simulated_months(gateway, clock, database_ur
 def row_counts(store):
     from sqlalchemy import func, select
 
-    from periskop_pushgateway.models import aggregates, client_counters, occurrences
+    from periskop_pushgateway.models import aggregates, occurrences, process_counters
 
     with store.engine.connect() as connection:
         return {
             table.name: connection.execute(select(func.count()).select_from(table)).scalar()
-            for table in (aggregates, client_counters, occurrences)
+            for table in (aggregates, process_counters, occurrences)
         }
+
+
+def test_the_retired_counter_ttl_is_ignored_and_said_so_at_start(make_app, monkeypatch, caplog):
+    monkeypatch.setenv("PERISKOP_PUSHGATEWAY_CLIENT_COUNTER_TTL_SECONDS", "60")
+    make_app()
+    [record] = [r for r in caplog.records if "CLIENT_COUNTER_TTL_SECONDS" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "MAX_COUNTERS_PER_GROUP" in record.getMessage()

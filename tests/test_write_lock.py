@@ -45,6 +45,32 @@ def test_a_push_that_changes_nothing_is_answered_while_another_process_writes(
     assert counts(scrape(client)) == {"k": 4}
 
 
+def test_a_push_that_arrived_out_of_order_is_answered_while_another_process_writes(
+    make_app, database_url
+):
+    """Threads of one process pushed 6 and 5; the 5 arrives last. This worker has seen the 6,
+    so it tries the read transaction first, which finds the 5 changes nothing."""
+    client = make_app(SQLITE_BUSY_TIMEOUT_MS=200).test_client()
+    occurrences = [occurrence("first", timestamp="2026-01-01T00:00:01Z")]
+    earlier = push_body(aggregate("k", 5, occurrences), target_uuid="p")
+    occurrences.append(occurrence("second", timestamp="2026-01-01T00:00:02Z"))
+    assert (
+        post(client, push_body(aggregate("k", 6, occurrences), target_uuid="p")).status_code == 200
+    )
+
+    writer = sqlite3.connect(database_path(database_url), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        late = post(client, earlier)
+        assert late.status_code == 200, late.data
+        assert late.get_json()["stale_keys"] == 1
+        assert late.get_json()["count_increase"] == 0
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert counts(scrape(client)) == {"k": 6}
+
+
 HOLDER = """
 import sys, time
 from periskop_pushgateway.db import WriteLock

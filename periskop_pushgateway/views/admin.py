@@ -16,9 +16,7 @@ blueprint = Blueprint("admin", __name__)
 
 # What /-/status shows of the configuration: the limits in force, never credentials.
 _SHOWN_SETTINGS = [
-    name
-    for name in SETTINGS
-    if name.startswith(("MAX_", "OCCURRENCES", "RETENTION", "CLIENT_COUNTER", "PRUNE"))
+    name for name in SETTINGS if name.startswith(("MAX_", "OCCURRENCES", "RETENTION", "PRUNE"))
 ]
 
 

@@ -45,20 +45,25 @@ def push(group=DEFAULT_GROUP):
         report_rejection(gateway, request, group, rejection)
         raise
     try:
-        summary = gateway.store.ingest(group, loaded, repeated=repeated)
+        # A body pushed again, or one whose counts this worker has seen exceeded already (a
+        # push that arrived out of order), probably changes nothing: tried without the lock.
+        likely_unchanged = repeated or gateway.recent_pushes.counts_seen_already(group, loaded)
+        summary = gateway.store.ingest(group, loaded, likely_unchanged=likely_unchanged)
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
     gateway.recent_pushes.add(digest, loaded, len(body))
+    gateway.recent_pushes.note_counts(group, loaded)
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
     metrics.OCCURRENCES_STORED.inc(summary.new_occurrences)
     metrics.COUNT_INCREASE.inc(summary.count_increase)
     metrics.DROPPED_KEYS.inc(summary.dropped_keys)
+    metrics.STALE_KEYS.inc(summary.stale_keys)
     log.info(
         "push outcome=accepted from=%s group=%s client=%s aggregates=%d occurrences=%d"
-        " new_occurrences=%d count_increase=%d dropped_keys=%d duration_ms=%.1f",
+        " new_occurrences=%d count_increase=%d dropped_keys=%d stale_keys=%d duration_ms=%.1f",
         request.remote_addr,
         group or "-",
         loaded["target_uuid"] or "-",
@@ -67,6 +72,7 @@ def push(group=DEFAULT_GROUP):
         summary.new_occurrences,
         summary.count_increase,
         summary.dropped_keys,
+        summary.stale_keys,
         duration * 1000,
     )
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
