@@ -8,12 +8,18 @@ longer than one batch takes. Every batch locks the rows of the groups it touches
 before anything else, as a push locks its group's row first: the two never wait on each other
 in a circle (PostgreSQL)."""
 
+import time
+
 from sqlalchemy import bindparam, func, select, tuple_, update
 
 from .models import aggregates, groups, occurrences, process_counters
 from .statements import BUMP_GROUP
 
 BATCH_ROWS = 1000
+# Between two batches pruning lets go of the write lock for this long: a push waiting for it
+# looks again within a millisecond (db.WriteLock), and would otherwise lose the lock to the
+# next batch every time and wait for the whole backlog.
+PAUSE_BETWEEN_BATCHES_S = 0.005
 # Deleting a hidden aggregate deletes its occurrences and counters too: fewer per batch.
 AGGREGATE_BATCH = 100
 
@@ -39,6 +45,7 @@ def prune(store, now):
             pruned["expired_aggregates"] += hidden
             if hidden < BATCH_ROWS:
                 break
+            time.sleep(PAUSE_BETWEEN_BATCHES_S)
     counters_over, hidden_over = store.read_snapshot(
         lambda connection: (
             _groups_over(connection, _COUNTERS_PER_GROUP, settings.max_counters_per_group),
@@ -109,6 +116,8 @@ def _drain(store, excess, batch, evict):
     """evict(connection, at most n) in batches until `excess` rows are gone or none is left."""
     done = 0
     while done < excess:
+        if done:
+            time.sleep(PAUSE_BETWEEN_BATCHES_S)
         limit = min(batch, excess - done)
         evicted = store.run_write(lambda connection, limit=limit: evict(connection, limit))
         if not evicted:
