@@ -184,6 +184,23 @@ def _use_wal(cursor, timeout):
 _POSTGRESQL_MIGRATION_LOCK = 0x7065726973
 
 
+@contextlib.contextmanager
+def foreign_keys_off(connection):
+    """SQLite: foreign keys unenforced while migrations run on this connection. A batch
+    migration copies a table and drops the old one, and with them on, that drop deletes every
+    row referring to the table (ON DELETE CASCADE): all occurrences and counters. The pragma
+    is set outside any transaction, where alone it takes effect."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver_connection = connection.connection.driver_connection
+    driver_connection.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver_connection.execute("PRAGMA foreign_keys=ON")
+
+
 def lock_for_migration(connection):
     """Hold off other processes migrating the same database until this transaction ends.
 

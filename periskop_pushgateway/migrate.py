@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .db import lock_for_migration
+from .db import foreign_keys_off, lock_for_migration
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def upgrade_database(engine):
     (SQLite) or an advisory lock (PostgreSQL): the first worker migrates, the others wait,
     then find the schema current and do nothing.
     """
-    with engine.connect() as connection:
+    with engine.connect() as connection, foreign_keys_off(connection):
         connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
             lock_for_migration(connection)

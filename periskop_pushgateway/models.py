@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -44,6 +45,9 @@ aggregates = Table(
     Column("id", Id, primary_key=True),
     Column("group_id", Id, ForeignKey("groups.id", ondelete="CASCADE"), nullable=False),
     Column("aggregation_key", Text, nullable=False),
+    # A 16-byte digest of the key (planning.key_digest), indexed in its place: a key of
+    # MAX_KEY_LENGTH 4-byte characters is too large for a PostgreSQL B-tree entry.
+    Column("key_digest", LargeBinary(16), nullable=False),
     Column("total_count", BigInteger, nullable=False),
     Column("severity", String(16), nullable=False),
     Column("created_ns", BigInteger, nullable=False),
@@ -51,7 +55,7 @@ aggregates = Table(
     Column("last_seen_ns", BigInteger, nullable=False),
     # Resolved, or past its retention: out of the export, but its count is remembered.
     Column("hidden", Boolean, nullable=False, server_default=false()),
-    UniqueConstraint("group_id", "aggregation_key", name="uq_aggregates_group_key"),
+    UniqueConstraint("group_id", "key_digest", name="uq_aggregates_group_key_digest"),
     Index("ix_aggregates_last_seen", "last_seen_ns"),
 )
 

@@ -57,7 +57,7 @@ STATE_OF_KEYS = (
     .select_from(with_counters_and_occurrences(aggregates))
     .where(
         aggregates.c.group_id == bindparam("group_id"),
-        aggregates.c.aggregation_key.in_(PUSHED_KEYS),
+        aggregates.c.key_digest.in_(PUSHED_KEYS),
     )
 )
 # The same with the group found by name (its columns last): a push that changes nothing is
@@ -70,7 +70,7 @@ GROUP_AND_STATE_OF_KEYS = (
                 aggregates,
                 and_(
                     aggregates.c.group_id == groups.c.id,
-                    aggregates.c.aggregation_key.in_(PUSHED_KEYS),
+                    aggregates.c.key_digest.in_(PUSHED_KEYS),
                 ),
             )
         )

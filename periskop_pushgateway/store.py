@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .db import database_size, snapshot_options, write_lock_for
 from .models import aggregates, groups, occurrences, process_counters
-from .planning import counter_rows, keys_over_cap, plan_push, process_id
+from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
 from .pruning import prune
 from .render import render_export
 from .statements import (
@@ -111,7 +111,11 @@ class Store:
         """
         now = self.clock()
         process = process_id(push["target_uuid"])
-        keys = list(dict.fromkeys(aggregate["aggregation_key"] for aggregate in push["aggregates"]))
+        keys = list(
+            dict.fromkeys(
+                key_digest(aggregate["aggregation_key"]) for aggregate in push["aggregates"]
+            )
+        )
         per_key = self.settings.occurrences_per_key
 
         def over_cap(connection, group_id):
@@ -209,7 +213,7 @@ class Store:
             aggregate_id = connection.execute(
                 select(aggregates.c.id).where(
                     aggregates.c.group_id == group.id,
-                    aggregates.c.aggregation_key == aggregation_key,
+                    aggregates.c.key_digest == key_digest(aggregation_key),
                     aggregates.c.hidden.is_(False),
                 )
             ).scalar()
@@ -321,6 +325,7 @@ def _save_aggregates(connection, group_id, states):
                 {
                     "group_id": group_id,
                     "aggregation_key": key,
+                    "key_digest": key_digest(key),
                     "total_count": state.total_count,
                     "severity": state.severity,
                     "created_ns": state.created_ns,

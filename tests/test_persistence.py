@@ -1,6 +1,7 @@
 """State lives in the database: restarts keep it, and the schema is managed by migrations."""
 
 import contextlib
+import json
 import multiprocessing
 import sqlite3
 import subprocess
@@ -146,13 +147,38 @@ def test_a_database_from_the_first_schema_is_upgraded_with_its_data(database_url
             "VALUES (1, '', '11111111-2222-3333-4444-555555555555', 1, 0)"
         )
         connection.exec_driver_sql(
-            "INSERT INTO aggregates (group_id, aggregation_key, total_count, severity, "
-            "created_ns, last_seen_ns) VALUES (1, 'old', 7, 'error', 0, 0)"
+            "INSERT INTO aggregates (id, group_id, aggregation_key, total_count, severity, "
+            "created_ns, last_seen_ns) VALUES (1, 1, 'old', 7, 'error', 0, 0)"
+        )
+        # Rows that refer to an aggregate survive migrations that rebuild its table.
+        connection.exec_driver_sql(
+            "INSERT INTO occurrences (aggregate_id, uuid, timestamp_ns, body) VALUES "
+            f"(1, '{OLD_OCCURRENCE['uuid']}', 0, '{json.dumps(OLD_OCCURRENCE)}')"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO client_counters (aggregate_id, client_uuid, last_total, updated_ns) "
+            "VALUES (1, 'p', 7, 0)"
         )
     client = create_app({"DATABASE_URL": database_url, "RETENTION_SECONDS": 0}).test_client()
     export = scrape(client)
     assert export["target_uuid"] == "11111111-2222-3333-4444-555555555555"
     assert counts(export) == {"old": 7}
+    assert export["aggregated_errors"][0]["latest_errors"] == [OLD_OCCURRENCE]
+    assert (
+        post(client, push_body(aggregate("old", 7), target_uuid="p")).get_json()["count_increase"]
+        == 0
+    )
+    assert post(client, push_body(aggregate("old", 1), target_uuid="q")).status_code == 200
+    assert counts(scrape(client)) == {"old": 8}
+
+
+OLD_OCCURRENCE = {
+    "error": {"class": "E", "message": "stored before", "stacktrace": [], "cause": None},
+    "uuid": "6f1c1a2e-8d0b-4c59-9a1e-0f4b1d2c3e4f",
+    "timestamp": "1970-01-01T00:00:00Z",
+    "severity": "error",
+    "http_context": None,
+}
 
 
 def test_counters_of_the_second_schema_are_kept_as_the_highest_counts(database_url):
