@@ -7,18 +7,42 @@ DEFAULT_SENSITIVE_HEADERS = (
     "Proxy-Authorization",
     "X-Api-Key",
 )
+# What the gateway's own report of a rejected push keeps of that request's headers: these
+# alone, whatever else a client sends (a custom token header is no secret the gateway knows).
+REPORTED_HEADERS = frozenset(
+    (
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "user-agent",
+        "host",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-real-ip",
+        "x-request-id",
+    )
+)
 FILTERED = "[Filtered]"
 # Header names repeat across pushes; their verdicts are remembered, up to this many.
 _REMEMBERED = 4096
 
 
 def header_key(name):
-    """Header names compare case-insensitively, and in the Rack form the Ruby client sends
-    (HTTP_AUTHORIZATION, HTTP_X_API_KEY) as in the plain one."""
-    name = name.lower()
-    if name.startswith("http_"):
-        name = name[5:]
-    return name.replace("_", "-")
+    """Header names compare case-insensitively, without surrounding white space, with "_" as
+    "-", and in every form a client may have captured them: plain, CGI and Rack's
+    (HTTP_AUTHORIZATION, as the Ruby client sends them) and Apache's after an internal
+    redirect (REDIRECT_HTTP_AUTHORIZATION, REDIRECT_REDIRECT_…)."""
+    name = name.strip().lower().replace("_", "-")
+    while name.startswith("redirect-"):
+        name = name[len("redirect-") :]
+    return name.removeprefix("http-")
+
+
+def is_reported(name):
+    """Whether the gateway's report of a rejected push keeps this request header."""
+    return header_key(name) in REPORTED_HEADERS
 
 
 class Scrubber:

@@ -9,6 +9,7 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from .normalize import normalize_push
+from .scrub import is_reported
 from .timestamps import now_ns
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,7 @@ def report_rejection(gateway, request, group, rejection):
         "request_method": request.method,
         "request_url": request.url,
         "request_headers": {
-            name: value
-            for name, value in request.headers.items()
-            if not gateway.scrubber.is_sensitive(name)
+            name: value for name, value in request.headers.items() if is_reported(name)
         },
         "request_body": None,
     }
