@@ -1,10 +1,11 @@
 """Reading a push body: size limit, Content-Encoding, JSON."""
 
+import contextlib
 import zlib
 
 import orjson
 
-from .errors import InvalidPush, PushTooLarge, UnsupportedPushEncoding
+from .errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding
 
 _CHUNK = 64 * 1024
 
@@ -12,15 +13,40 @@ _CHUNK = 64 * 1024
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
 
-def read_push_body(request, max_bytes):
-    """The request's body, decompressed; raises PushRejected for one too large or in an
-    unsupported encoding.
+def read_push_body(request, max_bytes, timeout_s):
+    """The request's body, decompressed; raises PushRejected for one too large, in an
+    unsupported encoding, or that stops arriving for timeout_s seconds.
 
     A compressed body is held to the size limit once decompressed too, so a gzip bomb is
     refused without being inflated.
     """
-    raw = _read_at_most(request, max_bytes)
+    try:
+        with _socket_timeout(request.environ, timeout_s):
+            raw = _read_at_most(request, max_bytes)
+    except TimeoutError:
+        raise PushBodyTimedOut(
+            f"No part of the body arrived for {timeout_s} seconds: send it whole, and a "
+            "Content-Length no larger than it."
+        ) from None
     return _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
+
+
+@contextlib.contextmanager
+def _socket_timeout(environ, timeout_s):
+    """Under gunicorn, a read of the body that waits timeout_s seconds for the next bytes
+    raises TimeoutError: a client that declares more than it sends (or sends it slowly)
+    would otherwise hold a sync worker until gunicorn kills it, with a 500. Behind nginx,
+    which buffers the whole body first, this never fires."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(timeout_s)
+    try:
+        yield
+    finally:
+        sock.settimeout(previous)
 
 
 def parse_push_document(body):

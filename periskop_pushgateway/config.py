@@ -71,6 +71,12 @@ SETTINGS = {
         _positive_integer,
         "Largest push body accepted, in bytes, after gzip decompression too (413 beyond).",
     ),
+    "BODY_READ_TIMEOUT_SECONDS": (
+        5,
+        _positive_integer,
+        "A push whose body stops arriving for this long is answered 408 (gunicorn reached "
+        "directly; nginx buffers whole bodies first).",
+    ),
     "MAX_AGGREGATES": (1000, _positive_integer, "Aggregates one push may hold (400 beyond)."),
     "MAX_OCCURRENCES": (100, _positive_integer, "Occurrences one aggregate may hold (400 beyond)."),
     "MAX_KEY_LENGTH": (1024, _positive_integer, "Characters of an aggregation_key (400 beyond)."),

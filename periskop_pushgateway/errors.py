@@ -44,6 +44,11 @@ class PushTooLarge(PushRejected):
     message = "push too large"
 
 
+class PushBodyTimedOut(PushRejected):
+    code = 408
+    message = "push body timed out"
+
+
 class UnsupportedPushEncoding(PushRejected):
     code = 415
     message = "unsupported content encoding"

@@ -48,8 +48,8 @@ from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 PUSHES = Counter(
     "periskop_pushgateway_pushes",
-    "Pushes received, by outcome: accepted, invalid, too_large, unsupported_encoding, "
-    "unauthorized, unavailable.",
+    "Pushes received, by outcome: accepted, invalid, timed_out, too_large, "
+    "unsupported_encoding, unauthorized, unavailable.",
     ["outcome"],
 )
 OCCURRENCES_STORED = Counter(

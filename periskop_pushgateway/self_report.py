@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 # The gateway's reports go to the default group.
 REPORT_GROUP = ""
-REJECTION_CLASSES = {400: "InvalidPush", 413: "PushTooLarge", 415: "UnsupportedPushEncoding"}
+REJECTION_CLASSES = {
+    400: "InvalidPush",
+    408: "PushBodyTimedOut",
+    413: "PushTooLarge",
+    415: "UnsupportedPushEncoding",
+}
 _MAX_MESSAGE = 1000
 
 

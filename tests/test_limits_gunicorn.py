@@ -3,6 +3,7 @@
 import gzip
 import json
 import socket
+import time
 
 import pytest
 import requests
@@ -109,3 +110,24 @@ def test_rejections_are_counted_in_the_gateways_own_export(gateway):
     export = requests.get(gateway.url + "/-/errors", timeout=10).json()
     own = {k: v for k, v in counts(export).items() if k.endswith("@periskop-pushgateway")}
     assert own.get("PushTooLarge@periskop-pushgateway", 0) >= 1
+
+
+def test_a_body_that_stops_arriving_gets_408_and_the_worker_is_freed(tmp_path):
+    """gunicorn reached directly: a Content-Length larger than what is sent holds a sync
+    worker until the body read times out, then a 408; never gunicorn's kill and a 500."""
+    with gunicorn_on_new_database(
+        tmp_path, env={"PERISKOP_PUSHGATEWAY_BODY_READ_TIMEOUT_SECONDS": "1"}
+    ) as server:
+        started = time.monotonic()
+        body = b'{"aggregated_errors": ['
+        head = (
+            b"POST /errors HTTP/1.1\r\nHost: gateway\r\n"
+            + f"Content-Length: {len(body) + 100}".encode()
+        )
+        status = raw_request(server, head, body, read_timeout=20)
+        waited = time.monotonic() - started
+        assert status == 408
+        print(f"answered 408 after {waited:.1f} s")
+        assert still_serving(server)
+        export = requests.get(server.url + "/-/errors", timeout=10).json()
+        assert "PushBodyTimedOut@periskop-pushgateway" in counts(export)

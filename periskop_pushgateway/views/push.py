@@ -18,7 +18,7 @@ from . import DEFAULT_GROUP, current_gateway
 log = logging.getLogger(__name__)
 
 # The pushes_total outcome of each rejection status.
-OUTCOMES = {400: "invalid", 413: "too_large", 415: "unsupported_encoding"}
+OUTCOMES = {400: "invalid", 408: "timed_out", 413: "too_large", 415: "unsupported_encoding"}
 
 blueprint = Blueprint("push", __name__)
 
@@ -31,7 +31,11 @@ def push(group=DEFAULT_GROUP):
     try:
         # Clients send JSON under any content type (the Python client sends none, the Scala
         # client a form type), so the raw body is read and never parsed as a form.
-        body = read_push_body(request, current_app.config["MAX_BODY_BYTES"])
+        body = read_push_body(
+            request,
+            current_app.config["MAX_BODY_BYTES"],
+            current_app.config["BODY_READ_TIMEOUT_SECONDS"],
+        )
         digest = RecentPushes.digest(group, body)
         loaded = gateway.recent_pushes.get(digest)
         repeated = loaded is not None
