@@ -220,3 +220,32 @@ def test_the_push_networks_snippet_lets_pushes_in_from_listed_networks_only(data
         # Scrapes stay open to everyone: the Periskop server reads what was let in.
         assert counts(scrape(nginx.url)) == {"allowed": 1}
         assert counts(scrape(nginx.url, "batch")) == {"allowed": 1}
+
+
+def raw_answer(port, request):
+    """Send bytes as they are; return (status code, body) of nginx's answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    head, _, body = response.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize(
+    "request_bytes, status",
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /\x01 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /-/errors HTTP/1.1\r\n\r\n", 400),
+        (b"POST /errors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /-/errors HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 20000 + b"\r\n\r\n", 400),
+    ],
+    ids=["not http", "bad uri", "no host", "unknown transfer encoding", "header too large"],
+)
+def test_every_error_nginx_answers_by_itself_is_json(deployment, request_bytes, status):
+    _gateway, nginx = deployment
+    code, body = raw_answer(nginx.port, request_bytes)
+    assert code == status
+    assert json.loads(body)["code"] == status
