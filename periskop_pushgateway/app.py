@@ -17,7 +17,7 @@ from .recent import RecentPushes
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
-from .views import GroupNameConverter, admin, export, health, openapi, push
+from .views import AggregationKeyConverter, GroupNameConverter, admin, export, health, openapi, push
 from .views import metrics as metrics_view
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def create_app(config_overrides=None):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     app.url_map.converters["group"] = GroupNameConverter
+    app.url_map.converters["key"] = AggregationKeyConverter
     for view in (push, export, health, admin, metrics_view, openapi):
         app.register_blueprint(view.blueprint)
     install_auth(app, credentials_from_config(config))

@@ -297,8 +297,8 @@ def _operations(app, push_schema):
             summary="Resolve one error",
             description=(
                 "It leaves the export; its count is kept, so when it happens again it comes "
-                "back with a count that never went down. The key is percent-encoded; one "
-                "that starts with / or holds a line break cannot be named in the path."
+                "back with a count that never went down. The key is percent-encoded (any "
+                "key: slashes, a leading one, line breaks)."
             ),
             responses={
                 200: ("Resolved.", _json(ResolvedSchema)),

@@ -1,13 +1,16 @@
 """The admin API: resolve an error, wipe a group, read the status."""
 
+import json
 from urllib.parse import quote
 
 import pytest
+import requests
 from werkzeug.security import generate_password_hash
 
 from .conftest import TEST_DATABASE
 from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
 from .periskop_server import ScrapeChecker
+from .servers import gunicorn_on_new_database
 from .test_auth import basic
 
 
@@ -118,3 +121,25 @@ def test_admin_endpoints_take_admin_credentials(make_app, method, path):
     assert getattr(client, method)(path).status_code == 401
     assert getattr(client, method)(path, headers=basic("jobs", "jobpw")).status_code == 401
     assert getattr(client, method)(path, headers=basic("ops", "pw")).status_code in (200, 404)
+
+
+ODD_KEYS = ["/leading slash", "//two", "trailing/", "line\nbreak", "a%2Fb", "tab\tand\r\nCRLF"]
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_every_key_a_push_may_hold_can_be_resolved(client, key):
+    post(client, push_body(aggregate(key, 1), aggregate("other", 1)), group="g")
+    assert client.delete(f"/services/g/-/errors/{quote(key, safe='')}").status_code == 200
+    assert counts(scrape(client, "g")) == {"other": 1}
+
+
+def test_every_key_can_be_resolved_through_gunicorn(tmp_path):
+    """gunicorn decodes the path itself: the keys must survive its decoding too."""
+    with gunicorn_on_new_database(tmp_path) as server:
+        body = push_body(*(aggregate(key, 1) for key in ODD_KEYS), aggregate("other", 1))
+        requests.post(f"{server.url}/errors", data=json.dumps(body), timeout=10)
+        for key in ODD_KEYS:
+            response = requests.delete(f"{server.url}/-/errors/{quote(key, safe='')}", timeout=10)
+            assert response.status_code == 200, (key, response.text)
+        exported = requests.get(f"{server.url}/-/errors", timeout=10).json()
+        assert counts(exported) == {"other": 1}

@@ -10,6 +10,14 @@ class GroupNameConverter(BaseConverter):
     regex = r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}"
 
 
+class AggregationKeyConverter(BaseConverter):
+    """Any aggregation key a push may hold, percent-encoded in the path: with slashes, a
+    leading one, line breaks (werkzeug's own `path` takes none of those last two)."""
+
+    regex = r"[\s\S]+"
+    part_isolating = False
+
+
 # The ungrouped endpoints (/errors, /-/errors) serve the group with this name.
 DEFAULT_GROUP = ""
 

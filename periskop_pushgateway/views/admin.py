@@ -21,8 +21,8 @@ _SHOWN_SETTINGS = [
 
 
 # Merging slashes would redirect /-/errors//key (a key "/key") to the error "key": another one.
-@blueprint.delete("/-/errors/<path:aggregation_key>", merge_slashes=False)
-@blueprint.delete("/services/<group:group>/-/errors/<path:aggregation_key>", merge_slashes=False)
+@blueprint.delete("/-/errors/<key:aggregation_key>", merge_slashes=False)
+@blueprint.delete("/services/<group:group>/-/errors/<key:aggregation_key>", merge_slashes=False)
 def resolve(aggregation_key, group=DEFAULT_GROUP):
     # No stored key holds a NUL (a push with one is rejected), and PostgreSQL refuses one even
     # in a query.
