@@ -9,6 +9,8 @@ from .errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPush
 
 _CHUNK = 64 * 1024
 
+_MAX_GZIP_MEMBERS = 16
+
 # zlib's window bits for "a gzip or a zlib stream, whichever the header says".
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
@@ -93,15 +95,28 @@ def _decode(raw, content_encoding, max_bytes):
         raise UnsupportedPushEncoding(
             f"Content-Encoding {content_encoding!r} is not supported: send gzip or none."
         )
-    decompressor = zlib.decompressobj(_GZIP_OR_ZLIB)
-    try:
-        body = decompressor.decompress(raw, max_bytes + 1)
-    except zlib.error as error:
-        raise InvalidPush({"_body": [f"Not a valid {encoding} stream: {error}"]}) from None
-    if len(body) > max_bytes:
-        raise PushTooLarge(f"The body is larger than {max_bytes} bytes once decompressed.")
-    if not decompressor.eof or decompressor.unused_data:
-        raise InvalidPush(
-            {"_body": [f"Not a valid {encoding} stream: truncated or trailing data."]}
-        )
-    return body
+    # A gzip body may be several members one after the other (RFC 1952, what `cat a.gz b.gz`
+    # or a streaming compressor writes): each is decompressed in turn, all of them held to
+    # the limit together. At most _MAX_GZIP_MEMBERS: each member copies what follows it, so
+    # thousands of tiny ones would cost quadratic time.
+    parts, size, rest = [], 0, raw
+    for _member in range(_MAX_GZIP_MEMBERS):
+        decompressor = zlib.decompressobj(_GZIP_OR_ZLIB)
+        try:
+            part = decompressor.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as error:
+            raise InvalidPush({"_body": [f"Not a valid {encoding} stream: {error}"]}) from None
+        size += len(part)
+        if size > max_bytes:
+            raise PushTooLarge(f"The body is larger than {max_bytes} bytes once decompressed.")
+        parts.append(part)
+        if not decompressor.eof:
+            raise InvalidPush(
+                {"_body": [f"Not a valid {encoding} stream: truncated or trailing data."]}
+            )
+        rest = decompressor.unused_data
+        if not rest:
+            return b"".join(parts)
+    raise InvalidPush(
+        {"_body": [f"More than {_MAX_GZIP_MEMBERS} {encoding} members: send one stream."]}
+    )

@@ -11,7 +11,7 @@ import zlib
 
 import pytest
 
-from .helpers import aggregate, by_key, occurrence, push_body, scrape
+from .helpers import aggregate, by_key, counts, occurrence, push_body, scrape
 
 GROUP = "victim"
 
@@ -501,3 +501,24 @@ def test_deflate_and_gzip_bodies_are_accepted(client):
         == 200
     )
     assert by_key(scrape(client))["k"]["total_count"] == 2
+
+
+def test_a_multi_member_gzip_body_is_one_body(client):
+    body = json.dumps(push_body(aggregate("k", 3), target_uuid="p")).encode()
+    members = b"".join(gzip.compress(body[i : i + 10]) for i in range(0, len(body), 10))
+    response = client.post("/errors", data=members, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == 200, response.data
+    assert by_key(scrape(client))["k"]["total_count"] == 3
+
+
+@pytest.mark.parametrize(
+    "tail, status",
+    [(b"garbage", 400), (gzip.compress(b" ") * 16, 400), (gzip.compress(b" " * 2**20), 413)],
+    ids=["garbage after a member", "too many members", "over the limit together"],
+)
+def test_what_follows_a_gzip_member_is_held_to_the_rules(make_app, tail, status):
+    client = make_app(MAX_BODY_BYTES=2**20).test_client()
+    body = gzip.compress(json.dumps(push_body(aggregate("k", 3))).encode()) + tail
+    response = client.post("/errors", data=body, headers={"Content-Encoding": "gzip"})
+    assert response.status_code == status
+    assert "k" not in counts(scrape(client))
