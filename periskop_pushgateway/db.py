@@ -60,9 +60,10 @@ def _create_sqlite_engine(url, config):
             f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}"
         )
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    path = os.path.abspath(url.database)
 
     @event.listens_for(engine, "connect")
-    def configure_connection(dbapi_connection, _record):
+    def configure_connection(dbapi_connection, record):
         # pysqlite's own transaction handling starts transactions late and never for DDL;
         # turning it off lets the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
@@ -75,15 +76,42 @@ def _create_sqlite_engine(url, config):
         cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        record.info["file_identity"] = _file_identity(path)
 
     @event.listens_for(engine, "begin")
     def begin_transaction(connection):
+        _check_same_file(path, connection.connection.info.get("file_identity"))
         # A write takes the lock up front (BEGIN IMMEDIATE): a deferred transaction that
         # read first could not upgrade to a write while another worker writes, and would
         # fail at once with "database is locked" instead of waiting its turn.
         connection.exec_driver_sql(connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+def _file_identity(path):
+    """(device, inode) of the file at path, or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def _check_same_file(path, opened):
+    """Refuse a transaction on a connection whose database file is no longer the one at the
+    configured path (deleted, moved, replaced): SQLite would go on writing into the open,
+    unlinked file, and every push it acknowledged would be lost at the next restart."""
+    if _file_identity(path) != opened:
+        raise OperationalError(
+            "BEGIN",
+            None,
+            sqlite3.OperationalError(
+                f"the database file {path} was deleted, moved or replaced since this process "
+                "opened it: nothing is written into a file that is gone; restore the file or "
+                "restart the gateway"
+            ),
+        )
 
 
 def snapshot_options(connection):

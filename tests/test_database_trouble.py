@@ -3,6 +3,8 @@ recovery succeeds."""
 
 import json
 import logging
+import os
+import shutil
 import sqlite3
 import subprocess
 from contextlib import contextmanager
@@ -106,3 +108,33 @@ def test_a_full_disk_gives_503_then_recovers(make_app, tmp_path):
         assert counts(scrape(client)) == {"small": 1, "big": 1}
         with sqlite3.connect(folder / "gateway.db") as connection:
             assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def database_files(database_url):
+    path = database_url.removeprefix("sqlite:///")
+    return [f"{path}{suffix}" for suffix in ("", "-wal", "-shm")]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_database_file_deleted_or_replaced_is_noticed_and_nothing_acknowledged(
+    make_app, database_url, tmp_path, caplog, how
+):
+    client = make_app().test_client()
+    assert post(client, push_body(aggregate("k", 1), target_uuid="p")).status_code == 200
+    files = database_files(database_url)
+    if how == "deleted":
+        for name in files:
+            os.remove(name)
+    else:  # a copy put in its place, as a careless restore would: another inode
+        shutil.copy(files[0], tmp_path / "copy.db")
+        os.replace(tmp_path / "copy.db", files[0])
+
+    for _ in range(3):
+        assert_unavailable(post(client, push_body(aggregate("k", 2), target_uuid="p")))
+    assert client.get("/-/health").status_code == 503
+    assert "deleted, moved or replaced" in caplog.text
+
+    # A restart opens the file now at the path (a new one, or the copy) and writes there.
+    restarted = make_app().test_client()
+    assert post(restarted, push_body(aggregate("k", 2), target_uuid="p")).status_code == 200
+    assert counts(scrape(restarted)) == {"k": 2}
