@@ -216,6 +216,8 @@ def main():
         return {
             "PERISKOP_PUSHGATEWAY_DATABASE_URL": f"sqlite:///{folder}/{synchronous}.db",
             "PERISKOP_PUSHGATEWAY_SQLITE_SYNCHRONOUS": synchronous,
+            # The memory report reads the database's size from /-/status.
+            "PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true",
         }
 
     schema, why_not = (

@@ -71,7 +71,7 @@ def create_app(config_overrides=None):
     app.url_map.converters["key"] = AggregationKeyConverter
     for view in (push, export, health, admin, metrics_view, openapi):
         app.register_blueprint(view.blueprint)
-    install_auth(app, credentials_from_config(config))
+    install_auth(app, credentials_from_config(config), config["ADMIN_OPEN"])
     register_error_handlers(app)
     return app
 

@@ -13,7 +13,7 @@ import os
 
 from flask import request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
 from werkzeug.security import check_password_hash
 
 from . import metrics
@@ -74,13 +74,25 @@ def credentials_from_config(config):
     return credentials
 
 
-def install_auth(app, credentials):
-    if not credentials:
+ADMIN_OFF = (
+    "The admin API is off: it can resolve errors and wipe groups, so it needs credentials "
+    "(PERISKOP_PUSHGATEWAY_ADMIN_USERNAME and PERISKOP_PUSHGATEWAY_ADMIN_PASSWORD_HASH), or "
+    "PERISKOP_PUSHGATEWAY_ADMIN_OPEN=true on a gateway that only trusted hosts reach."
+)
+
+
+def install_auth(app, credentials, admin_open=False):
+    """Ask each blueprint's role for its credentials, where configured; the admin API is
+    refused (403) while it has none, unless admin_open."""
+    admin_off = "ADMIN" not in credentials and not admin_open
+    if not credentials and not admin_off:
         return
 
     @app.before_request
     def require_credentials():
         role = ROLE_OF_BLUEPRINT.get(request.blueprint)
+        if role == "ADMIN" and admin_off:
+            raise Forbidden(ADMIN_OFF)
         required = credentials.get(role)
         if required is not None and not required.accept(request.authorization):
             if role == "PUSH":

@@ -123,6 +123,12 @@ SETTINGS = {
         _text,
         "Password hash (`periskop-pushgateway hash-password`) for the admin API.",
     ),
+    "ADMIN_OPEN": (
+        False,
+        _boolean,
+        "Open the admin API (resolve, wipe, status) without credentials, for a gateway only "
+        "trusted hosts reach; without it and without admin credentials, it answers 403.",
+    ),
     "SCRAPE_USERNAME": (
         "",
         _text,

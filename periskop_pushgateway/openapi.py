@@ -329,13 +329,15 @@ def _operations(app, push_schema):
     }
 
 
-def _responses(operation, protected, has_path_parameters):
+def _responses(operation, protected, has_path_parameters, switched_off=False):
     responses = {
         status: _response(description, content)
         for status, (description, content) in operation.responses.items()
     }
     if has_path_parameters and 404 not in responses:
         responses[404] = _response("No such path: a name or key out of its pattern.", _error())
+    if switched_off:
+        responses[403] = _response("The admin API is off: it has no credentials.", _error())
     if protected:
         responses[401] = _response(
             "Credentials are required.",
@@ -424,7 +426,9 @@ def build_openapi(app):
                 "operationId": _operation_id(method, rule),
                 "summary": operation.summary,
                 "tags": [blueprint],
-                "responses": _responses(operation, protected, bool(parameters)),
+                "responses": _responses(
+                    operation, protected, bool(parameters), _switched_off(app, blueprint)
+                ),
             }
             if operation.description:
                 documented["description"] = operation.description
@@ -438,6 +442,15 @@ def build_openapi(app):
     for path, path_operations in sorted(paths.items()):
         spec.path(path=path, operations=path_operations)
     return spec.to_dict()
+
+
+def _switched_off(app, blueprint):
+    """The admin API answers 403 without credentials unless it is opened (auth.py)."""
+    return (
+        ROLE_OF_BLUEPRINT.get(blueprint) == "ADMIN"
+        and not _configured(app, "ADMIN")
+        and not app.config.get("ADMIN_OPEN")
+    )
 
 
 def _configured(app, role):

@@ -61,7 +61,9 @@ def make_app(database_url):
     """Build an app on this test's database; call again to "restart" the gateway."""
 
     def make(**overrides):
-        return create_app({"DATABASE_URL": database_url, **overrides})
+        # Most tests use the admin API: the suite opens it. Its default, off, is tested by
+        # tests/test_admin.py with create_app alone.
+        return create_app({"DATABASE_URL": database_url, "ADMIN_OPEN": True, **overrides})
 
     return make
 

@@ -135,7 +135,9 @@ def test_every_key_a_push_may_hold_can_be_resolved(client, key):
 
 def test_every_key_can_be_resolved_through_gunicorn(tmp_path):
     """gunicorn decodes the path itself: the keys must survive its decoding too."""
-    with gunicorn_on_new_database(tmp_path) as server:
+    with gunicorn_on_new_database(
+        tmp_path, env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"}
+    ) as server:
         body = push_body(*(aggregate(key, 1) for key in ODD_KEYS), aggregate("other", 1))
         requests.post(f"{server.url}/errors", data=json.dumps(body), timeout=10)
         for key in ODD_KEYS:
@@ -143,3 +145,32 @@ def test_every_key_can_be_resolved_through_gunicorn(tmp_path):
             assert response.status_code == 200, (key, response.text)
         exported = requests.get(f"{server.url}/-/errors", timeout=10).json()
         assert counts(exported) == {"other": 1}
+
+
+def test_the_admin_api_is_off_until_it_has_credentials_or_is_opened(database_url):
+    from periskop_pushgateway import create_app
+
+    client = create_app({"DATABASE_URL": database_url}).test_client()
+    post(client, push_body(aggregate("k", 1)), group="g")
+    for method, path in (
+        ("DELETE", "/services/g/-/errors/k"),
+        ("DELETE", "/services/g"),
+        ("DELETE", "/-/errors"),
+        ("GET", "/-/status"),
+    ):
+        response = client.open(path, method=method)
+        assert response.status_code == 403, (method, path)
+        assert "PERISKOP_PUSHGATEWAY_ADMIN_OPEN=true" in response.get_json()["description"]
+    assert counts(scrape(client, "g")) == {"k": 1}  # nothing was resolved or wiped
+
+    password_hash = generate_password_hash("s3cret")
+    with_credentials = create_app(
+        {
+            "DATABASE_URL": database_url,
+            "ADMIN_USERNAME": "ops",
+            "ADMIN_PASSWORD_HASH": password_hash,
+        }
+    ).test_client()
+    assert with_credentials.delete("/services/g/-/errors/k").status_code == 401
+    response = with_credentials.delete("/services/g/-/errors/k", headers=basic("ops", "s3cret"))
+    assert response.status_code == 200

@@ -158,7 +158,10 @@ def test_what_the_schema_rejects_the_gateway_rejects(limited_app, push_validator
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     folder = tmp_path_factory.mktemp("openapi")
-    with gunicorn_on_new_database(folder) as server:
+    # The admin API open, so that schemathesis exercises it too (off, it answers 403).
+    with gunicorn_on_new_database(
+        folder, env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"}
+    ) as server:
         yield server
 
 

@@ -202,7 +202,9 @@ def test_counters_of_the_second_schema_are_kept_as_the_highest_counts(database_u
                 "INSERT INTO client_counters (aggregate_id, client_uuid, last_total, updated_ns) "
                 f"VALUES ({aggregate_id}, '{client}', {total}, 0)"
             )
-    client = create_app({"DATABASE_URL": database_url, "RETENTION_SECONDS": 0}).test_client()
+    client = create_app(
+        {"DATABASE_URL": database_url, "RETENTION_SECONDS": 0, "ADMIN_OPEN": True}
+    ).test_client()
     for process, key, total in (("p1", "a", 5), (long_uuid, "a", 3), ("p1", "b", 4)):
         body = push_body(aggregate(key, total), target_uuid=process)
         assert post(client, body, "jobs").get_json()["count_increase"] == 0
