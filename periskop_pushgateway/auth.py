@@ -29,8 +29,10 @@ ROLE_OF_BLUEPRINT = {
 }
 REALM = "periskop-pushgateway"
 _HASH_METHODS = ("scrypt:", "pbkdf2:")
-# Checking a password hash is slow on purpose (tens of ms); a password once accepted is
-# remembered as a keyed digest, so that a client pushing every second pays it once.
+# Checking a password hash is slow on purpose (tens of ms); a user name and password once
+# accepted together are remembered as a keyed digest of the pair, so that a client pushing
+# every second pays it once, and anything else (a wrong user name with the right password
+# too) takes the same slow path.
 _REMEMBERED = 64
 
 
@@ -49,17 +51,19 @@ class Credentials:
     def accept(self, authorization):
         if authorization is None or authorization.type != "basic":
             return False
-        username_ok = hmac.compare_digest(
-            (authorization.username or "").encode(), self.username.encode()
-        )
+        username = (authorization.username or "").encode()
         password = (authorization.password or "").encode()
-        digest = hmac.new(self._key, password, hashlib.sha256).digest()
+        # Length-prefixed, so that no other split of the same bytes gives the same digest.
+        pair = len(username).to_bytes(4, "big") + username + password
+        digest = hmac.new(self._key, pair, hashlib.sha256).digest()
         if digest in self._accepted:
-            return username_ok
+            return True
+        username_ok = hmac.compare_digest(username, self.username.encode())
         password_ok = check_password_hash(self._password_hash, password.decode())
-        if password_ok and len(self._accepted) < _REMEMBERED:
+        accepted = username_ok and password_ok
+        if accepted and len(self._accepted) < _REMEMBERED:
             self._accepted.add(digest)
-        return username_ok and password_ok
+        return accepted
 
 
 def credentials_from_config(config):

@@ -131,3 +131,29 @@ def test_hash_password_command_prints_a_hash_the_gateway_accepts(make_app):
     assert check_password_hash(password_hash, "s3cret")
     client = make_app(ADMIN_USERNAME="ops", ADMIN_PASSWORD_HASH=password_hash).test_client()
     assert client.post("/errors", data=BODY).status_code == 200
+
+
+def test_only_the_accepted_pair_skips_the_slow_hash(protected, monkeypatch):
+    """Once jobs:push-secret was accepted it is answered from memory; a wrong user name with
+    the right password is checked against the hash like any wrong guess (no fast path that
+    tells an attacker the password is right), and refused."""
+    from periskop_pushgateway import auth
+
+    checked = []
+
+    def counting_check(password_hash, password):
+        checked.append(password)
+        return check_password_hash(password_hash, password)
+
+    monkeypatch.setattr(auth, "check_password_hash", counting_check)
+    for _ in range(3):
+        assert (
+            protected.post("/errors", data=BODY, headers=basic("jobs", "push-secret")).status_code
+            == 200
+        )
+    assert len(checked) == 1
+    for user, password in (("intruder", "push-secret"), ("jobs", "guess"), ("job", "spush-secret")):
+        assert (
+            protected.post("/errors", data=BODY, headers=basic(user, password)).status_code == 401
+        )
+    assert len(checked) == 4
