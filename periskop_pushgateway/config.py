@@ -61,6 +61,12 @@ SETTINGS = {
         "Per-process counters (pushing target_uuid x key) a group keeps; beyond it the least "
         "recently pushed are forgotten, and such a process's next push counts whole again.",
     ),
+    "EXPORT_CACHE_BYTES": (
+        64 * 1024 * 1024,
+        _positive_integer,
+        "Bytes of rendered exports each worker keeps for scrapes of unchanged groups; the "
+        "least recently scraped are dropped beyond it.",
+    ),
     "PRUNE_INTERVAL_SECONDS": (
         60,
         _positive_integer,

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .db import database_size, snapshot_options, write_lock_for
+from .export_cache import ExportCache
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
 from .pruning import prune
@@ -59,6 +60,8 @@ class StoreSettings:
     retention_ns: int = 7 * 86400 * 10**9
     # Per-process counters a group keeps; the least recently pushed are evicted beyond it.
     max_counters_per_group: int = 100_000
+    # Bytes of rendered exports each worker keeps.
+    export_cache_bytes: int = 64 * 1024 * 1024
 
     @classmethod
     def from_config(cls, config):
@@ -67,6 +70,7 @@ class StoreSettings:
             max_keys_per_group=config["MAX_KEYS_PER_GROUP"],
             retention_ns=config["RETENTION_SECONDS"] * 10**9,
             max_counters_per_group=config["MAX_COUNTERS_PER_GROUP"],
+            export_cache_bytes=config["EXPORT_CACHE_BYTES"],
         )
 
 
@@ -78,9 +82,8 @@ class Store:
         self.settings = settings or StoreSettings()
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
-        # group name -> ((group id, revision), export body): a worker renders a group's
-        # export again only after a push changed it.
-        self._exports = {}
+        # A worker renders a group's export again only after a push changed it.
+        self.exports = ExportCache(self.settings.export_cache_bytes)
 
     def run_write(self, apply):
         """apply(connection) in a write transaction, run again when the database aborted it to
@@ -181,9 +184,9 @@ class Store:
             if group is None:
                 return render_export(str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name)), [])
             version = (group.id, group.revision)
-            cached = self._exports.get(group_name)
-            if cached is not None and cached[0] == version:
-                return cached[1]
+            cached = self.exports.get(group_name, version)
+            if cached is not None:
+                return cached
             exported = {}  # aggregate id -> [key, count, severity, created, [bodies]]
             for row in connection.execute(EXPORTED, {"group_id": group.id}):
                 aggregate = exported.get(row.id)
@@ -198,7 +201,7 @@ class Store:
                 if row.body is not None:
                     aggregate[4].append(row.body)
         body = render_export(group.target_uuid, list(exported.values()))
-        self._exports[group_name] = (version, body)
+        self.exports.put(group_name, version, body)
         return body
 
     def resolve(self, group_name, aggregation_key):
