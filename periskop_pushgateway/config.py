@@ -44,6 +44,13 @@ SETTINGS = {
         _positive_integer,
         "How many of the newest occurrences are kept per aggregation key.",
     ),
+    "MAX_GROUPS": (
+        1000,
+        _positive_integer,
+        "Groups the gateway holds besides the default one; a push that would create one more "
+        "gets 403 (and is reported). Groups that export nothing are deleted after the "
+        "retention period.",
+    ),
     "MAX_KEYS_PER_GROUP": (
         5000,
         _positive_integer,

@@ -49,6 +49,13 @@ class PushBodyTimedOut(PushRejected):
     message = "push body timed out"
 
 
+class TooManyGroups(PushRejected):
+    """A push that would create a group past MAX_GROUPS."""
+
+    code = 403
+    message = "too many groups"
+
+
 class UnsupportedPushEncoding(PushRejected):
     code = 415
     message = "unsupported content encoding"

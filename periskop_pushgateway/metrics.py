@@ -48,7 +48,7 @@ from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 PUSHES = Counter(
     "periskop_pushgateway_pushes",
-    "Pushes received, by outcome: accepted, invalid, timed_out, too_large, "
+    "Pushes received, by outcome: accepted, invalid, too_many_groups, timed_out, too_large, "
     "unsupported_encoding, unauthorized, unavailable.",
     ["outcome"],
 )

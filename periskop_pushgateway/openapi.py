@@ -280,6 +280,7 @@ def _operations(app, push_schema):
             responses={
                 200: ("Stored.", _json(PushSummarySchema)),
                 400: ("Not a valid push.", _json(InvalidPushResponseSchema)),
+                403: ("A new group past MAX_GROUPS.", _error()),
                 408: ("The body stopped arriving before its declared end.", _error()),
                 413: (f"Over {max_bytes} bytes, sent or decompressed.", _error()),
                 415: ("A Content-Encoding other than gzip, deflate, identity.", _error()),

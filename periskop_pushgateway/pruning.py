@@ -1,6 +1,7 @@
 """Keeping what is stored bounded, in short write transactions: aggregates past retention leave
 the export, each group keeps at most MAX_COUNTERS_PER_GROUP per-process counters (the least
-recently pushed go first), and at most MAX_KEYS_PER_GROUP hidden aggregates (the oldest go).
+recently pushed go first), and at most MAX_KEYS_PER_GROUP hidden aggregates (the oldest go);
+a group that exports nothing and was not pushed to for the retention period is deleted.
 
 Each step works in batches of at most BATCH_ROWS rows, one transaction each, so that however
 large the backlog (a lowered limit, months without a prune) no push waits behind pruning for
@@ -10,10 +11,10 @@ in a circle (PostgreSQL)."""
 
 import time
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import bindparam, exists, func, select, tuple_, update
 
 from .models import aggregates, groups, occurrences, process_counters
-from .statements import BUMP_GROUP
+from .statements import BUMP_REVISION
 
 BATCH_ROWS = 1000
 # Between two batches pruning lets go of the write lock for this long: a push waiting for it
@@ -35,7 +36,12 @@ def prune(store, now):
     """Run every step until nothing is left to do; returns how many rows each touched. What
     there is to do is read first, without the write lock: mostly there is nothing."""
     settings = store.settings
-    pruned = {"expired_aggregates": 0, "evicted_counters": 0, "evicted_aggregates": 0}
+    pruned = {
+        "expired_aggregates": 0,
+        "evicted_counters": 0,
+        "evicted_aggregates": 0,
+        "deleted_groups": 0,
+    }
     cutoff = now - settings.retention_ns
     if settings.retention_ns and store.read_snapshot(
         lambda connection: connection.execute(_ANY_EXPIRED, {"cutoff": cutoff}).first()
@@ -60,7 +66,43 @@ def prune(store, now):
         pruned["evicted_aggregates"] += _drain(
             store, excess, AGGREGATE_BATCH, lambda c, n, g=group_id: _evict_hidden(c, g, n)
         )
+    if settings.retention_ns:
+        abandoned = store.read_snapshot(
+            lambda connection: (
+                connection.execute(_ABANDONED_GROUPS, {"cutoff": cutoff}).scalars().all()
+            )
+        )
+        for group_id in abandoned:
+            pruned["evicted_aggregates"] += _drain(
+                store, _ALL, AGGREGATE_BATCH, lambda c, n, g=group_id: _evict_hidden(c, g, n)
+            )
+            pruned["deleted_groups"] += store.run_write(
+                lambda connection, g=group_id: _delete_group_if_abandoned(connection, g, cutoff)
+            )
     return pruned
+
+
+# A group that exports nothing and was not pushed to for the retention period is deleted,
+# with what it keeps hidden, so that abandoned groups do not hold MAX_GROUPS. The default
+# group stays: it holds the gateway's own reports. A push to the name later makes a new group,
+# with a new target_uuid, which the Periskop server counts afresh.
+_ABANDONED_GROUPS = select(groups.c.id).where(
+    groups.c.name != "",
+    groups.c.last_push_ns < bindparam("cutoff"),
+    ~exists().where(aggregates.c.group_id == groups.c.id, aggregates.c.hidden.is_(False)),
+)
+_ALL = 2**62
+
+
+def _delete_group_if_abandoned(connection, group_id, cutoff):
+    connection.execute(_LOCK_GROUPS, {"group_ids": [group_id]}).all()
+    return connection.execute(
+        groups.delete().where(
+            groups.c.id == group_id,
+            groups.c.last_push_ns < cutoff,
+            ~exists().where(aggregates.c.group_id == groups.c.id),
+        )
+    ).rowcount
 
 
 _ANY_EXPIRED = (
@@ -89,7 +131,7 @@ def _expire_batch(connection, cutoff, now):
         )
         .values(hidden=True)
     )
-    connection.execute(BUMP_GROUP, [{"group_id": gid, "now": now} for gid in group_ids])
+    connection.execute(BUMP_REVISION, [{"group_id": gid} for gid in group_ids])
     return len(expired)
 
 

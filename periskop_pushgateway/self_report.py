@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 REPORT_GROUP = ""
 REJECTION_CLASSES = {
     400: "InvalidPush",
+    403: "TooManyGroups",
     408: "PushBodyTimedOut",
     413: "PushTooLarge",
     415: "UnsupportedPushEncoding",

@@ -13,6 +13,13 @@ GROUP_FOR_UPDATE = (
     .with_for_update()
 )
 INSERT_GROUP = insert(groups)
+# What pruning changes is no push: the group's last push time stays.
+BUMP_REVISION = (
+    update(groups)
+    .where(groups.c.id == bindparam("group_id"))
+    .values(revision=groups.c.revision + 1)
+)
+NAMED_GROUPS = select(func.count()).select_from(groups).where(groups.c.name != "")
 TOUCH_GROUP = (
     update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
 )

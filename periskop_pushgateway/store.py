@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .db import database_size, snapshot_options, write_lock_for
+from .errors import TooManyGroups
 from .export_cache import ExportCache
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
@@ -26,6 +27,7 @@ from .statements import (
     INSERT_COUNTERS,
     INSERT_GROUP,
     INSERT_OCCURRENCES,
+    NAMED_GROUPS,
     STATE_OF_KEYS,
     TOUCH_GROUP,
     UPDATE_AGGREGATE,
@@ -60,6 +62,8 @@ class StoreSettings:
     retention_ns: int = 7 * 86400 * 10**9
     # Per-process counters a group keeps; the least recently pushed are evicted beyond it.
     max_counters_per_group: int = 100_000
+    # Groups besides the default one; a push that would create one more is refused.
+    max_groups: int = 1000
     # Bytes of rendered exports each worker keeps.
     export_cache_bytes: int = 64 * 1024 * 1024
 
@@ -71,6 +75,7 @@ class StoreSettings:
             retention_ns=config["RETENTION_SECONDS"] * 10**9,
             max_counters_per_group=config["MAX_COUNTERS_PER_GROUP"],
             export_cache_bytes=config["EXPORT_CACHE_BYTES"],
+            max_groups=config["MAX_GROUPS"],
         )
 
 
@@ -156,7 +161,9 @@ class Store:
                 return summary
 
         def apply(connection):
-            group_id, last_push_ns = _lock_group(connection, group_name, now)
+            group_id, last_push_ns = _lock_group(
+                connection, group_name, now, self.settings.max_groups
+            )
             stored_rows = ()
             if keys:
                 stored_rows = connection.execute(
@@ -296,12 +303,21 @@ def _is_transient(error):
     return getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
-def _lock_group(connection, name, now):
+def _lock_group(connection, name, now, max_groups):
     """Create the group if needed and lock its row until the transaction ends; returns its id
-    and when it was last pushed to."""
+    and when it was last pushed to. Raises TooManyGroups rather than create one past
+    max_groups (the default group is always there to be made: it holds the gateway's own
+    reports). Instances creating groups at the same moment may each pass the count: the
+    bound is max_groups plus the number of instances, less one."""
     row = connection.execute(GROUP_FOR_UPDATE, {"name": name}).first()
     if row is not None:
         return row
+    if name and connection.execute(NAMED_GROUPS).scalar_one() >= max_groups:
+        raise TooManyGroups(
+            f"The gateway holds its maximum of {max_groups} groups "
+            "(PERISKOP_PUSHGATEWAY_MAX_GROUPS): push to an existing group, or raise the limit. "
+            "Groups that export nothing are deleted after the retention period."
+        )
     try:
         with connection.begin_nested():
             connection.execute(

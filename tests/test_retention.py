@@ -138,12 +138,18 @@ def test_keys_past_the_cap_are_dropped_counted_and_reported(gateway, clock):
 def test_hidden_errors_beyond_the_cap_are_evicted_oldest_first(gateway, clock):
     client, gateway_ = gateway(MAX_KEYS_PER_GROUP=2)
     for batch in range(3):
-        post(client, push_body(aggregate(f"a{batch}", 1), aggregate(f"b{batch}", 1)), group="g")
-        clock.advance(8 * DAY)
-        gateway_.maintenance.run()
+        keys = (f"a{batch}", f"b{batch}")
+        post(client, push_body(*(aggregate(key, 1) for key in keys)), group="g")
+        for key in keys:
+            assert client.delete(f"/services/g/-/errors/{key}").status_code == 200
+        clock.advance(DAY)
+    gateway_.maintenance.run()
     status = client.get("/-/status").get_json()
     [group] = [g for g in status["groups"] if g["name"] == "g"]
     assert group == {**group, "exported_keys": 0, "stored_keys": 2}
+    # The newest two kept their counts; an evicted one starts again.
+    post(client, push_body(aggregate("a2", 1), aggregate("a0", 1)), group="g")
+    assert counts(scrape(client, "g")) == {"a2": 2, "a0": 1}
 
 
 def test_pruning_happens_during_pushes_at_most_once_per_interval(gateway, clock):
@@ -256,3 +262,40 @@ def test_the_retired_counter_ttl_is_ignored_and_said_so_at_start(make_app, monke
     [record] = [r for r in caplog.records if "CLIENT_COUNTER_TTL_SECONDS" in r.getMessage()]
     assert record.levelname == "WARNING"
     assert "MAX_COUNTERS_PER_GROUP" in record.getMessage()
+
+
+def test_a_push_that_would_create_a_group_past_the_cap_is_refused_and_reported(gateway, clock):
+    client, gateway_ = gateway(MAX_GROUPS=3)
+    for name in ("a", "b", "c"):
+        assert post(client, push_body(aggregate("k", 1)), group=name).status_code == 200
+    refused = post(client, push_body(aggregate("k", 1)), group="d")
+    assert refused.status_code == 403
+    assert "MAX_GROUPS" in refused.get_json()["description"]
+    assert post(client, push_body(aggregate("k", 1)), group="a").status_code == 200
+    assert post(client, push_body(aggregate("k", 1))).status_code == 200  # the default group
+    report = by_key(scrape(client))["TooManyGroups@periskop-pushgateway"]
+    assert "group 'd'" in report["latest_errors"][0]["error"]["message"]
+    names = {g["name"] for g in client.get("/-/status").get_json()["groups"]}
+    assert names == {None, "a", "b", "c"}
+
+
+def test_groups_that_export_nothing_are_deleted_after_retention(gateway, clock):
+    client, gateway_ = gateway(MAX_GROUPS=2)
+    post(client, push_body(aggregate("k", 1), target_uuid="p"), group="old")
+    post(client, push_body(aggregate("k", 1)), group="active")
+    old_uuid = scrape(client, "old")["target_uuid"]
+    clock.advance(6 * DAY)
+    post(client, push_body(aggregate("k", 2)), group="active")
+    clock.advance(2 * DAY)  # "old" is past retention: its key expires, then the group goes
+    pruned = gateway_.maintenance.run()
+    assert pruned["deleted_groups"] == 1
+    assert pruned["evicted_aggregates"] == 1
+    names = {g["name"] for g in client.get("/-/status").get_json()["groups"]}
+    assert names == {"active"}
+    # Room for a new group; the old name, pushed again, is a new target for Periskop.
+    assert (
+        post(client, push_body(aggregate("k", 1), target_uuid="p"), group="old").status_code == 200
+    )
+    assert scrape(client, "old")["target_uuid"] != old_uuid
+    assert counts(scrape(client, "old")) == {"k": 1}
+    assert counts(scrape(client, "active")) == {"k": 3}

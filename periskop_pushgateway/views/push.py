@@ -18,7 +18,13 @@ from . import DEFAULT_GROUP, current_gateway
 log = logging.getLogger(__name__)
 
 # The pushes_total outcome of each rejection status.
-OUTCOMES = {400: "invalid", 408: "timed_out", 413: "too_large", 415: "unsupported_encoding"}
+OUTCOMES = {
+    400: "invalid",
+    403: "too_many_groups",
+    408: "timed_out",
+    413: "too_large",
+    415: "unsupported_encoding",
+}
 
 blueprint = Blueprint("push", __name__)
 
@@ -44,15 +50,14 @@ def push(group=DEFAULT_GROUP):
                 loaded = gateway.load_push(parse_push_document(body))
             except ValidationError as error:
                 raise InvalidPush(error.messages) from None
-    except PushRejected as rejection:
-        metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
-        report_rejection(gateway, request, group, rejection)
-        raise
-    try:
         # A body pushed again, or one whose counts this worker has seen exceeded already (a
         # push that arrived out of order), probably changes nothing: tried without the lock.
         likely_unchanged = repeated or gateway.recent_pushes.counts_seen_already(group, loaded)
         summary = gateway.store.ingest(group, loaded, likely_unchanged=likely_unchanged)
+    except PushRejected as rejection:
+        metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
+        report_rejection(gateway, request, group, rejection)
+        raise
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
