@@ -47,7 +47,7 @@ def prune(store, now):
         lambda connection: connection.execute(_ANY_EXPIRED, {"cutoff": cutoff}).first()
     ):
         while True:
-            hidden = store.run_write(lambda connection: _expire_batch(connection, cutoff, now))
+            hidden = store.run_write(lambda connection: _expire_batch(connection, cutoff))
             pruned["expired_aggregates"] += hidden
             if hidden < BATCH_ROWS:
                 break
@@ -112,7 +112,7 @@ _ANY_EXPIRED = (
 )
 
 
-def _expire_batch(connection, cutoff, now):
+def _expire_batch(connection, cutoff):
     expired = connection.execute(
         select(aggregates.c.id, aggregates.c.group_id)
         .where(aggregates.c.hidden.is_(False), aggregates.c.last_seen_ns < cutoff)
