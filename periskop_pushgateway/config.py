@@ -2,6 +2,8 @@
 
 import os
 
+from .fitting import MIN_OCCURRENCE_BYTES
+
 ENV_PREFIX = "PERISKOP_PUSHGATEWAY_"
 
 
@@ -20,6 +22,16 @@ def _count(value):
     number = int(value)
     if number < 0:
         raise ValueError(f"expected a whole number, 0 or more, got {value!r}")
+    return number
+
+
+def _occurrence_bytes(value):
+    number = int(value)
+    if number < MIN_OCCURRENCE_BYTES:
+        raise ValueError(
+            f"expected at least {MIN_OCCURRENCE_BYTES} (room for an occurrence's fixed fields "
+            f"and markers), got {value!r}"
+        )
     return number
 
 
@@ -98,6 +110,13 @@ SETTINGS = {
         _positive_integer,
         "Characters of a message, stack trace line, URL, header or request body; longer ones "
         "are cut, with a marker saying how much.",
+    ),
+    "MAX_OCCURRENCE_BYTES": (
+        65536,
+        _occurrence_bytes,
+        "Bytes of one stored occurrence's JSON; a larger one loses its request body, headers, "
+        "causes and the middle of its stack trace, then has its longest texts cut, each with "
+        "a marker.",
     ),
     "MAX_STACKTRACE_LINES": (
         1000,

@@ -4,7 +4,7 @@ import uuid
 
 import orjson
 
-from .render import occurrence_json
+from .fitting import fitted_occurrence
 
 DEFAULT_SEVERITY = "error"
 
@@ -12,12 +12,19 @@ DEFAULT_SEVERITY = "error"
 OCCURRENCE_NAMESPACE = uuid.UUID("9a4b8d36-5f3e-4b63-9f0e-0d3c5e1c7a21")
 
 
-def normalize_push(push, received_ns, scrub=None):
+# Bytes of one stored occurrence's JSON (PERISKOP_PUSHGATEWAY_MAX_OCCURRENCE_BYTES).
+DEFAULT_MAX_OCCURRENCE_BYTES = 65536
+
+
+def normalize_push(
+    push, received_ns, scrub=None, max_occurrence_bytes=DEFAULT_MAX_OCCURRENCE_BYTES
+):
     """Fill in what the protocol lets a client leave out, in the form the store keeps.
 
     Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
-    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body"}]}]}, where body is the
-    occurrence's exported JSON. scrub, when given, cleans each http_context (scrub.py).
+    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body", "body_bytes"}]}]}, where
+    body is the occurrence's exported JSON, cut to at most max_occurrence_bytes (fitting.py),
+    and body_bytes its size in UTF-8. scrub, when given, cleans each http_context (scrub.py).
     """
     target_uuid = push["target_uuid"] or None
     aggregates = []
@@ -28,6 +35,7 @@ def normalize_push(push, received_ns, scrub=None):
             aggregate["aggregation_key"],
             received_ns,
             scrub,
+            max_occurrence_bytes,
         )
         total_count = aggregate["total_count"]
         created_ns = aggregate["created_at"]
@@ -45,7 +53,9 @@ def normalize_push(push, received_ns, scrub=None):
     return {"target_uuid": target_uuid, "aggregates": aggregates}
 
 
-def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received_ns, scrub):
+def _normalize_occurrences(
+    latest_errors, target_uuid, aggregation_key, received_ns, scrub, max_bytes
+):
     occurrences = []
     seen_content = {}
     for occurrence in latest_errors:
@@ -57,14 +67,22 @@ def _normalize_occurrences(latest_errors, target_uuid, aggregation_key, received
             occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
         if timestamp_ns is None:
             timestamp_ns = received_ns
-        body = occurrence_json(
+        body = fitted_occurrence(
             occurrence["error"],
             occurrence_uuid,
             timestamp_ns,
             occurrence["severity"] or DEFAULT_SEVERITY,
             occurrence["http_context"],
+            max_bytes,
         )
-        occurrences.append({"uuid": occurrence_uuid, "timestamp_ns": timestamp_ns, "body": body})
+        occurrences.append(
+            {
+                "uuid": occurrence_uuid,
+                "timestamp_ns": timestamp_ns,
+                "body": body.decode(),
+                "body_bytes": len(body),
+            }
+        )
     return occurrences
 
 

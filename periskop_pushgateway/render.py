@@ -10,6 +10,7 @@ from .timestamps import format_rfc3339_ns
 
 
 def occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context):
+    """One occurrence as exported, as UTF-8 bytes."""
     return orjson.dumps(
         {
             "error": error,
@@ -18,7 +19,7 @@ def occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context
             "severity": severity,
             "http_context": http_context,
         }
-    ).decode()
+    )
 
 
 def render_export(target_uuid, aggregates):

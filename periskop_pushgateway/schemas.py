@@ -20,6 +20,7 @@ import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from .fastload import compile_loader
+from .fitting import CUT_BY
 from .normalize import OCCURRENCE_NAMESPACE, normalize_push
 from .timestamps import GO_ZERO_TIME_NS, now_ns, parse_rfc3339_ns
 
@@ -32,7 +33,6 @@ MAX_COUNT = 2**53
 
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-CUT_BY = "periskop-pushgateway"
 
 # Null and absent are the same for every optional field.
 OPTIONAL = {"allow_none": True, "load_default": None}
@@ -48,6 +48,7 @@ class Limits:
     text_length: int  # message, body, url, header, stack trace line; longer is cut
     stacktrace_lines: int  # longer traces lose their middle
     cause_depth: int  # deeper chains are cut
+    occurrence_bytes: int  # bytes of one occurrence's JSON; a larger one is cut (fitting.py)
 
     @classmethod
     def from_config(cls, config):
@@ -373,6 +374,6 @@ def build_push_loader(limits, scrubber):
     load = compile_loader(build_push_schema(limits))
 
     def load_push(document):
-        return normalize_push(load(document), now_ns(), scrubber.scrub)
+        return normalize_push(load(document), now_ns(), scrubber.scrub, limits.occurrence_bytes)
 
     return load_push
