@@ -80,6 +80,12 @@ SETTINGS = {
         "Per-process counters (pushing target_uuid x key) a group keeps; beyond it the least "
         "recently pushed are forgotten, and such a process's next push counts whole again.",
     ),
+    "MAX_OCCURRENCE_BYTES_PER_GROUP": (
+        32 * 1024 * 1024,
+        _positive_integer,
+        "Bytes of occurrences a group stores, exported or hidden; beyond it the oldest stored "
+        "are deleted (their counts stay), down to 7/8 of it.",
+    ),
     "EXPORT_CACHE_BYTES": (
         64 * 1024 * 1024,
         _positive_integer,

@@ -36,6 +36,9 @@ groups = Table(
     Column("revision", BigInteger, nullable=False, default=0),
     Column("created_ns", BigInteger, nullable=False),
     Column("last_push_ns", BigInteger, nullable=True),
+    # Bytes of all the group's stored occurrences (their body_bytes), kept by every write that
+    # adds or deletes occurrences, so that a push checks MAX_OCCURRENCE_BYTES_PER_GROUP cheaply.
+    Column("occurrence_bytes", BigInteger, nullable=False, server_default="0"),
     UniqueConstraint("name", name="uq_groups_name"),
 )
 
@@ -86,6 +89,8 @@ occurrences = Table(
     Column("timestamp_ns", BigInteger, nullable=False),
     # The occurrence exactly as exported (JSON), so a scrape only concatenates.
     Column("body", Text, nullable=False),
+    # Its size in UTF-8.
+    Column("body_bytes", Integer, nullable=False, server_default="0"),
     UniqueConstraint("aggregate_id", "uuid", name="uq_occurrences_aggregate_uuid"),
     Index("ix_occurrences_aggregate_timestamp", "aggregate_id", "timestamp_ns"),
 )

@@ -14,7 +14,7 @@ import time
 from sqlalchemy import bindparam, exists, func, select, tuple_, update
 
 from .models import aggregates, groups, occurrences, process_counters
-from .statements import BUMP_REVISION
+from .statements import BUMP_REVISION, SHRINK_GROUP_BYTES
 
 BATCH_ROWS = 1000
 # Between two batches pruning lets go of the write lock for this long: a push waiting for it
@@ -207,6 +207,12 @@ def _evict_hidden(connection, group_id, limit):
         ).scalars()
     )
     if doomed:
+        freed = connection.execute(
+            select(func.coalesce(func.sum(occurrences.c.body_bytes), 0)).where(
+                occurrences.c.aggregate_id.in_(doomed)
+            )
+        ).scalar_one()
+        connection.execute(SHRINK_GROUP_BYTES, {"group_id": group_id, "freed": freed})
         connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(doomed)))
         connection.execute(
             process_counters.delete().where(process_counters.c.aggregate_id.in_(doomed))

@@ -6,7 +6,7 @@ from sqlalchemy import and_, bindparam, func, insert, select, update
 from .models import aggregates, groups, occurrences, process_counters
 
 GROUP_FOR_UPDATE = (
-    select(groups.c.id, groups.c.last_push_ns)
+    select(groups.c.id, groups.c.last_push_ns, groups.c.occurrence_bytes)
     .where(groups.c.name == bindparam("name"))
     # Pushes to one group are applied one after the other. SQLite renders no FOR UPDATE:
     # its BEGIN IMMEDIATE already serializes all writers.
@@ -27,7 +27,25 @@ TOUCH_GROUP = (
 BUMP_GROUP = (
     update(groups)
     .where(groups.c.id == bindparam("group_id"))
-    .values(revision=groups.c.revision + 1, last_push_ns=bindparam("now"))
+    .values(
+        revision=groups.c.revision + 1,
+        last_push_ns=bindparam("now"),
+        occurrence_bytes=bindparam("occurrence_bytes"),
+    )
+)
+# The group's oldest stored occurrences, by arrival (the id): a client sets the timestamps,
+# and one far in the future must not keep its occurrences from ever being the oldest.
+OLDEST_OCCURRENCES = (
+    select(occurrences.c.id, occurrences.c.body_bytes)
+    .select_from(occurrences.join(aggregates, aggregates.c.id == occurrences.c.aggregate_id))
+    .where(aggregates.c.group_id == bindparam("group_id"))
+    .order_by(occurrences.c.id)
+    .limit(bindparam("limit"))
+)
+SHRINK_GROUP_BYTES = (
+    update(groups)
+    .where(groups.c.id == bindparam("group_id"))
+    .values(occurrence_bytes=groups.c.occurrence_bytes - bindparam("freed"))
 )
 # The stored state of the pushed keys in one statement: each key's aggregate, the pushing
 # process's counter of it, and its stored occurrences, one row per occurrence (a key with none
@@ -45,6 +63,7 @@ STATE_COLUMNS = (
     occurrences.c.id.label("occurrence_id"),
     occurrences.c.uuid.label("occurrence_uuid"),
     occurrences.c.timestamp_ns.label("occurrence_timestamp_ns"),
+    occurrences.c.body_bytes.label("occurrence_body_bytes"),
 )
 PUSHED_KEYS = bindparam("keys", expanding=True)
 

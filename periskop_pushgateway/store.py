@@ -18,6 +18,7 @@ from .pruning import prune
 from .render import render_export
 from .statements import (
     BUMP_GROUP,
+    BUMP_REVISION,
     DELETE_OCCURRENCES,
     EXPORTED,
     GROUP_AND_STATE_OF_KEYS,
@@ -28,6 +29,7 @@ from .statements import (
     INSERT_GROUP,
     INSERT_OCCURRENCES,
     NAMED_GROUPS,
+    OLDEST_OCCURRENCES,
     STATE_OF_KEYS,
     TOUCH_GROUP,
     UPDATE_AGGREGATE,
@@ -48,6 +50,9 @@ _TRANSIENT_SQLSTATES = ("40001", "40P01")
 # which is right, as the empty one had no counts.
 _EMPTY_GROUP_NAMESPACE = uuid.UUID("4f7f3c1e-2b8e-4d0c-9a55-6a1d2f3b8c90")
 
+# Occurrences read at a time when a group is over MAX_OCCURRENCE_BYTES_PER_GROUP.
+_EVICTION_BATCH = 500
+
 # A push that changes nothing writes nothing (no fsync), except to keep when the group was
 # last pushed to roughly current (and its counters', see planning.COUNTER_TOUCH_NS).
 _GROUP_TOUCH_NS = 60 * 10**9
@@ -66,6 +71,8 @@ class StoreSettings:
     max_groups: int = 1000
     # Bytes of rendered exports each worker keeps.
     export_cache_bytes: int = 64 * 1024 * 1024
+    # Bytes of occurrences a group stores; the oldest stored go beyond it.
+    max_occurrence_bytes_per_group: int = 32 * 1024 * 1024
 
     @classmethod
     def from_config(cls, config):
@@ -76,6 +83,7 @@ class StoreSettings:
             max_counters_per_group=config["MAX_COUNTERS_PER_GROUP"],
             export_cache_bytes=config["EXPORT_CACHE_BYTES"],
             max_groups=config["MAX_GROUPS"],
+            max_occurrence_bytes_per_group=config["MAX_OCCURRENCE_BYTES_PER_GROUP"],
         )
 
 
@@ -161,7 +169,7 @@ class Store:
                 return summary
 
         def apply(connection):
-            group_id, last_push_ns = _lock_group(
+            group_id, last_push_ns, occurrence_bytes = _lock_group(
                 connection, group_name, now, self.settings.max_groups
             )
             stored_rows = ()
@@ -175,7 +183,17 @@ class Store:
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
-                connection.execute(BUMP_GROUP, {"group_id": group_id, "now": now})
+                occurrence_bytes += sum(s.occurrence_bytes_change for s in states.values())
+                occurrence_bytes = _bound_occurrence_bytes(
+                    connection,
+                    group_id,
+                    occurrence_bytes,
+                    self.settings.max_occurrence_bytes_per_group,
+                )
+                connection.execute(
+                    BUMP_GROUP,
+                    {"group_id": group_id, "now": now, "occurrence_bytes": occurrence_bytes},
+                )
             elif now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
                 connection.execute(TOUCH_GROUP, {"group_id": group_id, "now": now})
             if process is not None:
@@ -214,7 +232,6 @@ class Store:
     def resolve(self, group_name, aggregation_key):
         """Take one error out of the export; its count is kept, so if it comes back the
         Periskop server sees it continue. Returns False when no such error is exported."""
-        now = self.clock()
 
         def apply(connection):
             group = connection.execute(GROUP_FOR_UPDATE, {"name": group_name}).first()
@@ -230,7 +247,7 @@ class Store:
             if aggregate_id is None:
                 return False
             _hide(connection, [aggregate_id])
-            connection.execute(BUMP_GROUP, {"group_id": group.id, "now": now})
+            connection.execute(BUMP_REVISION, {"group_id": group.id})
             return True
 
         return self.run_write(apply)
@@ -255,7 +272,12 @@ class Store:
             connection.execute(
                 update(groups)
                 .where(groups.c.id == group.id)
-                .values(target_uuid=new_uuid, revision=groups.c.revision + 1, last_push_ns=now)
+                .values(
+                    target_uuid=new_uuid,
+                    revision=groups.c.revision + 1,
+                    last_push_ns=now,
+                    occurrence_bytes=0,
+                )
             )
             return new_uuid
 
@@ -381,6 +403,7 @@ def _save_occurrences(connection, states):
             "uuid": occurrence["uuid"],
             "timestamp_ns": occurrence["timestamp_ns"],
             "body": occurrence["body"],
+            "body_bytes": occurrence["body_bytes"],
         }
         for state in states.values()
         for occurrence in state.occurrences_to_insert
@@ -390,6 +413,35 @@ def _save_occurrences(connection, states):
     doomed = [row_id for state in states.values() for row_id in state.occurrence_ids_to_delete]
     if doomed:
         connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
+
+
+def _bound_occurrence_bytes(connection, group_id, occurrence_bytes, limit):
+    """Delete the group's oldest stored occurrences while it holds more than `limit` bytes of
+    them; returns the bytes it then holds.
+
+    It goes down to 7/8 of the limit, so that a group at its limit pays for this once per
+    eighth of the limit pushed, not on every push. Any key may lose its occurrences, exported
+    or hidden, newest or not: the bound holds whatever the keys. Their counts stay.
+    """
+    if occurrence_bytes <= limit:
+        return occurrence_bytes
+    to_free = occurrence_bytes - limit + limit // 8
+    while to_free > 0:
+        rows = connection.execute(
+            OLDEST_OCCURRENCES, {"group_id": group_id, "limit": _EVICTION_BATCH}
+        ).all()
+        doomed, freed = [], 0
+        for row_id, body_bytes in rows:
+            if freed >= to_free:
+                break
+            doomed.append(row_id)
+            freed += body_bytes
+        if not doomed:
+            break
+        connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
+        occurrence_bytes -= freed
+        to_free -= freed
+    return occurrence_bytes
 
 
 def _save_counters(connection, process, group_id, states, now):
