@@ -1,0 +1,209 @@
+"""Every per-group bound at its default, filled by hostile pushes: the disk a full group takes
+and the memory a worker reaches stay under the README's figures ("Worst cases").
+
+One group is filled the worst way each bound allows: MAX_KEYS_PER_GROUP keys exported and as
+many hidden, each of MAX_KEY_LENGTH 4-byte characters; MAX_OCCURRENCE_BYTES_PER_GROUP of
+occurrences in as many rows as the keys can hold; MAX_COUNTERS_PER_GROUP counters. Then real
+gunicorn workers serve it: scrapes of the full group, pushes of MAX_BODY_BYTES.
+"""
+
+import functools
+import json
+import random
+import re
+
+import pytest
+import requests
+from sqlalchemy import text
+
+from periskop_pushgateway import create_app
+from periskop_pushgateway.config import SETTINGS
+
+from .conftest import new_database_url
+from .servers import Gunicorn
+from .test_retention import DAY, Clock
+
+MB = 1000**2
+# The README's figures ("Worst cases"); what this test measured is in its closing note.
+DOCUMENTED_GROUP_BYTES = {"sqlite": 110 * MB, "postgresql": 150 * MB}
+DOCUMENTED_WORKER_PEAK_BYTES = 600 * MB
+
+KEYS = SETTINGS["MAX_KEYS_PER_GROUP"][0]
+KEY_LENGTH = SETTINGS["MAX_KEY_LENGTH"][0]
+PER_KEY = SETTINGS["OCCURRENCES_PER_KEY"][0]
+GROUP_BYTES = SETTINGS["MAX_OCCURRENCE_BYTES_PER_GROUP"][0]
+OCCURRENCE_BYTES = SETTINGS["MAX_OCCURRENCE_BYTES"][0]
+COUNTERS = SETTINGS["MAX_COUNTERS_PER_GROUP"][0]
+BODY_BYTES = SETTINGS["MAX_BODY_BYTES"][0]
+BATCH = SETTINGS["MAX_AGGREGATES"][0]
+
+
+@functools.cache
+def long_key(n):
+    """A key of MAX_KEY_LENGTH characters, nearly all of 4 bytes in UTF-8, drawn at random so
+    that no database can compress it."""
+    rng = random.Random(n)
+    return f"{n:06d}" + "".join(chr(rng.randrange(0x1F300, 0x1FAF0)) for _ in range(KEY_LENGTH - 6))
+
+
+def push(client, body, expect=200):
+    data = json.dumps(body, ensure_ascii=False).encode()
+    assert len(data) <= BODY_BYTES
+    response = client.post("/services/hostile/errors", data=data)
+    assert response.status_code == expect, response.data[:300]
+    return response.get_json()
+
+
+def small_occurrence(key_index, n):
+    # Small occurrences fill the byte bound with the most rows (each row costs its indexes):
+    # about 330 bytes each, so that the keys' 100,000 rows take nearly all of it.
+    return {"error": {"class": "E", "message": f"{key_index}-{n}".ljust(130, ".")}}
+
+
+def aggregates_with_occurrences(first, per_key, make_occurrence):
+    return [
+        {
+            "aggregation_key": long_key(index),
+            "total_count": 1,
+            "latest_errors": [make_occurrence(index, n) for n in range(per_key)],
+        }
+        for index in range(first, first + BATCH)
+    ]
+
+
+def database_bytes(engine):
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+            return pages * connection.exec_driver_sql("PRAGMA page_size").scalar()
+        return connection.execute(
+            text(
+                "SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+            )
+        ).scalar()
+
+
+@pytest.fixture(scope="module")
+def full_group(tmp_path_factory):
+    """The group 'hostile' filled to every bound: (database url, app, store)."""
+    database_url = new_database_url(tmp_path_factory.mktemp("worst-case"))
+    clock = Clock()
+    app = create_app({"DATABASE_URL": database_url, "SQLITE_SYNCHRONOUS": "OFF"})
+    store = app.extensions["periskop_pushgateway"].store
+    store.clock = clock
+    client = app.test_client()
+
+    def push_keys(first, per_key=PER_KEY):
+        aggregates = aggregates_with_occurrences(first, per_key, small_occurrence)
+        return push(client, {"aggregated_errors": aggregates})
+
+    # KEYS keys with PER_KEY occurrences each, pushed anonymously; past retention they hide.
+    for first in range(0, KEYS, BATCH):
+        push_keys(first)
+    clock.advance(8 * DAY)
+    # The worker prunes after this push: every key leaves the export. (Pruned before a push,
+    # the group would go as abandoned.)
+    push(client, {"aggregated_errors": []})
+    with store.engine.connect() as connection:
+        hidden = connection.execute(text("SELECT count(*) FROM aggregates WHERE hidden")).scalar()
+    assert hidden == KEYS
+    # As many again, exported; keys past the cap are dropped.
+    for first in range(KEYS, 2 * KEYS, BATCH):
+        push_keys(first)
+    assert push_keys(2 * KEYS, per_key=1)["dropped_keys"] == BATCH
+    # Counters: processes pushing the exported keys, past the cap, then pruned back to it.
+    for process in range(COUNTERS // BATCH + 5):
+        first = KEYS + (process % (KEYS // BATCH)) * BATCH
+        keys = [
+            {"aggregation_key": long_key(i), "total_count": 1} for i in range(first, first + BATCH)
+        ]
+        push(client, {"target_uuid": f"p{process}-" * 40, "aggregated_errors": keys})
+    store.prune()
+    return database_url, app, store
+
+
+def test_a_full_group_stays_under_the_documented_disk_figure(full_group):
+    _url, _app, store = full_group
+    with store.engine.connect() as connection:
+        rows = {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("aggregates", "occurrences", "process_counters")
+        }
+        stored = connection.execute(
+            text("SELECT occurrence_bytes FROM groups WHERE name = 'hostile'")
+        ).scalar()
+    assert rows["aggregates"] == 2 * KEYS
+    assert rows["process_counters"] == COUNTERS
+    assert rows["occurrences"] == 2 * KEYS * PER_KEY  # small ones: every row the keys hold
+    assert stored <= GROUP_BYTES
+    size = database_bytes(store.engine)
+    print(f"full group: {size / MB:.1f} MB, rows {rows}, occurrence bytes {stored / MB:.1f} MB")
+    assert size <= DOCUMENTED_GROUP_BYTES[store.engine.dialect.name]
+
+
+def test_workers_serving_a_full_group_stay_under_the_documented_memory(full_group, tmp_path):
+    database_url, app, store = full_group
+    client = app.test_client()
+    # The exported keys' occurrences replaced by large ones: the byte bound all in the export.
+    large = "x" * OCCURRENCE_BYTES
+    per_push = BODY_BYTES // (OCCURRENCE_BYTES + 5 * KEY_LENGTH) - 1
+    pushed = 0
+    while pushed < 2 * GROUP_BYTES // OCCURRENCE_BYTES:
+        aggregates = [
+            {
+                "aggregation_key": long_key(KEYS + (pushed + i) % KEYS),
+                "total_count": 0,
+                "latest_errors": [{"error": {"class": "E", "message": f"{pushed + i}{large}"}}],
+            }
+            for i in range(per_push)
+        ]
+        push(client, {"aggregated_errors": aggregates})
+        pushed += per_push
+    store.engine.dispose()
+    gateway = Gunicorn(
+        database_url,
+        workers=2,
+        log_path=tmp_path / "gunicorn.log",
+        env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"},
+    )
+    with gateway:
+        export_sizes = []
+        for _ in range(4):  # both workers render it, then serve it from their cache
+            response = requests.get(gateway.url + "/services/hostile/-/errors", timeout=120)
+            assert response.status_code == 200
+            export_sizes.append(len(response.content))
+        export = response.json()
+        assert len(export["aggregated_errors"]) == KEYS
+        occurrence_bytes = sum(
+            len(json.dumps(o, ensure_ascii=False, separators=(",", ":")).encode())
+            for a in export["aggregated_errors"]
+            for o in a["latest_errors"]
+        )
+        assert GROUP_BYTES * 0.8 < occurrence_bytes <= GROUP_BYTES
+        # Pushes of the largest body: the most keys, and the most objects JSON can make of
+        # it (an ignored field holding empty objects: 64 bytes of memory each for 3 of body).
+        keys = json.dumps(
+            {
+                "aggregated_errors": [
+                    {"aggregation_key": long_key(KEYS + i), "total_count": 0} for i in range(BATCH)
+                ]
+            },
+            ensure_ascii=False,
+        ).encode()
+        objects = b'{"aggregated_errors":[],"ignored":[' + b"{}," * (BODY_BYTES // 3 - 20) + b"{}]}"
+        for body in (keys, objects) * 3:
+            assert len(body) <= BODY_BYTES
+            response = requests.post(
+                gateway.url + "/services/hostile/errors", data=body, timeout=120
+            )
+            assert response.status_code == 200, response.text[:300]
+        peaks = [worker_peak_bytes(pid) for pid in gateway.worker_pids()]
+    print(f"export {export_sizes[0] / MB:.1f} MB; worker peaks {[round(p / MB) for p in peaks]} MB")
+    assert max(peaks) <= DOCUMENTED_WORKER_PEAK_BYTES
+
+
+def worker_peak_bytes(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return int(re.search(r"^VmHWM:\s+(\d+) kB", status, re.M).group(1)) * 1024
