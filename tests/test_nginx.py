@@ -5,8 +5,11 @@ import http.client
 import json
 import os
 import re
+import resource
+import select
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -249,3 +252,121 @@ def test_every_error_nginx_answers_by_itself_is_json(deployment, request_bytes, 
     code, body = raw_answer(nginx.port, request_bytes)
     assert code == status
     assert json.loads(body)["code"] == status
+
+
+# The finding: this many idle connections from one address took every connection nginx had
+# (worker_connections 1024 then) and health probes failed. With 1024 and 2 workers (2 CPUs),
+# connections that sent part of a header make most probes fail ("1024 worker_connections are
+# not enough"); ones that sent nothing, nginx closes to make room ("..., reusing connections"),
+# which the check that every one is held catches. With more CPUs, hence more workers, 2,100
+# fit in 1,024 each: the number is the finding's, not a threshold.
+IDLE_CONNECTIONS = 2100
+PARTIAL_HEADER = b"GET /-/health HTTP/1.1\r\nHost: x\r\n"  # never finished
+
+
+def header_timeout_seconds():
+    [seconds] = re.findall(r"^\s*client_header_timeout (\d+)s;", DEPLOY_CONF.read_text(), re.M)
+    return int(seconds)
+
+
+@pytest.fixture
+def many_open_files():
+    """Room in this process for the idle connections, and in nginx and gunicorn, which start
+    after this fixture and inherit its limit (nginx raises its workers' own to
+    worker_rlimit_nofile where the hard limit lets it)."""
+    needed = IDLE_CONNECTIONS + 200
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"the hard limit on open files ({hard}) is below the {needed} needed")
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else hard
+        resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def sockets_held_by(nginx):
+    """Sockets open in nginx's workers: accepted connections, not ones queued in the kernel."""
+    workers = subprocess.run(
+        ["pgrep", "-P", str(nginx.process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    held = 0
+    for pid in workers:
+        folder = f"/proc/{pid}/fd"
+        for fd in os.listdir(folder):
+            try:
+                held += os.readlink(f"{folder}/{fd}").startswith("socket:")
+            except FileNotFoundError:
+                pass  # closed meanwhile
+    return held
+
+
+def closed_by_peer(sockets, timeout):
+    """The sockets among `sockets` that the other end closed (EOF or reset) within `timeout`."""
+    by_fd = {sock.fileno(): sock for sock in sockets}
+    poller = select.poll()  # select() stops at fd 1024
+    for fd in by_fd:
+        poller.register(fd, select.POLLIN)
+    closed = []
+    deadline = time.monotonic() + timeout
+    while len(closed) < len(sockets):
+        remaining = max(deadline - time.monotonic(), 0)
+        for fd, _event in poller.poll(remaining * 1000):
+            poller.unregister(fd)
+            try:
+                data = by_fd[fd].recv(4096, socket.MSG_DONTWAIT)
+            except ConnectionResetError:
+                data = b""
+            assert data == b"", f"nginx answered an unfinished request: {data!r}"
+            closed.append(by_fd[fd])
+        if remaining == 0:
+            break
+    return closed
+
+
+def probe(url):
+    """GET /-/health as a load balancer does: the status, or why there was none."""
+    try:
+        return requests.get(url + "/-/health", timeout=5).status_code
+    except requests.RequestException as error:
+        return type(error).__name__
+
+
+@pytest.mark.parametrize("sent", [b"", PARTIAL_HEADER], ids=["silent", "partial header"])
+def test_idle_connections_from_one_address_do_not_starve_probes_and_are_closed(
+    many_open_files, deployment, sent
+):
+    _gateway, nginx = deployment
+    timeout = header_timeout_seconds()
+    idle = []
+    try:
+        opened_at = time.monotonic()
+        for _ in range(IDLE_CONNECTIONS):
+            # Refused or unanswered, this raises: every connection is at least taken in.
+            idle.append(socket.create_connection(("127.0.0.1", nginx.port), timeout=5))
+            if sent:
+                idle[-1].sendall(sent)
+
+        # While they are all open (limit_conn counts requests in progress, not these), probes
+        # and pushes from the same address are answered, each within a bound telling an
+        # answer from a hang.
+        probes = [probe(nginx.url) for _ in range(20)]
+        assert probes == [200] * 20, f"{probes}\n{nginx.error_log[-300:]}"
+        body = json.dumps(push_body(aggregate("pushed-among-idle-connections", 1)))
+        pushed = requests.post(nginx.url + "/errors", data=body, timeout=5)
+        assert pushed.status_code == 200, pushed.text
+        assert counts(scrape(nginx.url))["pushed-among-idle-connections"] == 1
+
+        # nginx took each one in (none is waiting in the kernel's queue) and still holds it
+        # (none was closed to make room).
+        assert sockets_held_by(nginx) >= IDLE_CONNECTIONS
+        assert closed_by_peer(idle, 0) == []
+        assert "worker_connections are not enough" not in nginx.error_log
+        assert time.monotonic() - opened_at < timeout, "too slow to check before the timeout"
+
+        # client_header_timeout after it was opened, nginx closes each one.
+        closed = closed_by_peer(idle, opened_at + timeout + 5 - time.monotonic())
+        assert len(closed) == IDLE_CONNECTIONS
+    finally:
+        for sock in idle:
+            sock.close()
