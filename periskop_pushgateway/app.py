@@ -71,7 +71,12 @@ def create_app(config_overrides=None):
     app.url_map.converters["key"] = AggregationKeyConverter
     for view in (push, export, health, admin, metrics_view, openapi):
         app.register_blueprint(view.blueprint)
-    install_auth(app, credentials_from_config(config), config["ADMIN_OPEN"])
+    install_auth(
+        app,
+        credentials_from_config(config),
+        config["ADMIN_OPEN"],
+        failures_per_minute=config["AUTH_FAILURES_PER_MINUTE"],
+    )
     register_error_handlers(app)
     return app
 

@@ -4,19 +4,24 @@ is set).
 
 Passwords are configured as werkzeug password hashes, never in plain text. Clients pass
 credentials in the gateway's address (http://user:pass@gateway:7878), which every client
-library turns into a Basic Authorization header.
+library turns into a Basic Authorization header. An address that keeps sending wrong ones
+is refused with 429 before they cost a hash check (see throttle.py).
 """
 
 import hashlib
 import hmac
+import logging
 import os
 
 from flask import request
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash
 
 from . import metrics
+from .throttle import FailedCredentials
+
+log = logging.getLogger(__name__)
 
 # Which credentials each blueprint asks for.
 ROLE_OF_BLUEPRINT = {
@@ -48,22 +53,30 @@ class Credentials:
         self._key = os.urandom(32)
         self._accepted = set()
 
-    def accept(self, authorization):
-        if authorization is None or authorization.type != "basic":
-            return False
-        username = (authorization.username or "").encode()
+    def remembers(self, authorization):
+        """Whether these Basic credentials were accepted before (no hash check)."""
+        return self._digest(authorization) in self._accepted
+
+    def verify(self, authorization):
+        """Check Basic credentials against the password hash (slow), remembering them if
+        they are right."""
+        username_ok = hmac.compare_digest(_username(authorization), self.username.encode())
+        password_ok = check_password_hash(self._password_hash, authorization.password or "")
+        accepted = username_ok and password_ok
+        if accepted and len(self._accepted) < _REMEMBERED:
+            self._accepted.add(self._digest(authorization))
+        return accepted
+
+    def _digest(self, authorization):
+        username = _username(authorization)
         password = (authorization.password or "").encode()
         # Length-prefixed, so that no other split of the same bytes gives the same digest.
         pair = len(username).to_bytes(4, "big") + username + password
-        digest = hmac.new(self._key, pair, hashlib.sha256).digest()
-        if digest in self._accepted:
-            return True
-        username_ok = hmac.compare_digest(username, self.username.encode())
-        password_ok = check_password_hash(self._password_hash, password.decode())
-        accepted = username_ok and password_ok
-        if accepted and len(self._accepted) < _REMEMBERED:
-            self._accepted.add(digest)
-        return accepted
+        return hmac.new(self._key, pair, hashlib.sha256).digest()
+
+
+def _username(authorization):
+    return (authorization.username or "").encode()
 
 
 def credentials_from_config(config):
@@ -85,12 +98,15 @@ ADMIN_OFF = (
 )
 
 
-def install_auth(app, credentials, admin_open=False):
+def install_auth(app, credentials, admin_open=False, failures_per_minute=10):
     """Ask each blueprint's role for its credentials, where configured; the admin API is
-    refused (403) while it has none, unless admin_open."""
+    refused (403) while it has none, unless admin_open. An address whose credentials failed
+    failures_per_minute times within a minute gets 429 for anything but credentials accepted
+    before, so that guessing costs this worker no more hash checks."""
     admin_off = "ADMIN" not in credentials and not admin_open
     if not credentials and not admin_off:
         return
+    failures = FailedCredentials(failures_per_minute, window_seconds=60)
 
     @app.before_request
     def require_credentials():
@@ -98,13 +114,38 @@ def install_auth(app, credentials, admin_open=False):
         if role == "ADMIN" and admin_off:
             raise Forbidden(ADMIN_OFF)
         required = credentials.get(role)
-        if required is not None and not required.accept(request.authorization):
+        if required is None:
+            return
+        authorization = request.authorization
+        if authorization is None or authorization.type != "basic":
+            # Costs no hash check, so neither counted nor throttled.
+            raise _unauthorized(role)
+        if required.remembers(authorization):
+            return
+        address = request.remote_addr
+        wait = failures.seconds_to_wait(address)
+        if wait:
             if role == "PUSH":
-                metrics.PUSHES.labels("unauthorized").inc()
-            raise Unauthorized(
-                f"{role.lower()} credentials are required",
-                www_authenticate=_challenge(),
+                metrics.PUSHES.labels("throttled").inc()
+            raise TooManyRequests(
+                f"too many failed credentials from {address}; retry in {wait} s",
+                retry_after=wait,
             )
+        if required.verify(authorization):
+            return
+        if failures.record_failure(address):
+            log.warning(
+                "%d failed credentials from %s within a minute: refusing it with 429",
+                failures_per_minute,
+                address,
+            )
+        raise _unauthorized(role)
+
+
+def _unauthorized(role):
+    if role == "PUSH":
+        metrics.PUSHES.labels("unauthorized").inc()
+    return Unauthorized(f"{role.lower()} credentials are required", www_authenticate=_challenge())
 
 
 def _challenge():

@@ -177,6 +177,12 @@ SETTINGS = {
         _text,
         "Password hash (`periskop-pushgateway hash-password`) for the export, health and metrics.",
     ),
+    "AUTH_FAILURES_PER_MINUTE": (
+        10,
+        _positive_integer,
+        "Failed credential checks one client address may cost each worker per minute; beyond "
+        "it the address gets 429 for anything but credentials accepted before.",
+    ),
     "SCRUB_HEADERS": (
         "",
         _text,

@@ -345,6 +345,12 @@ def _responses(operation, protected, has_path_parameters, switched_off=False):
             _error(),
             {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Basic realm=…"}},
         )
+        responses[429] = _response(
+            "Too many failed credentials from this address lately; credentials accepted "
+            "before still pass.",
+            _error(),
+            {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds."}},
+        )
     if operation.uses_database and 503 not in responses:
         responses[503] = _response(
             "The database is unavailable; nothing was changed. Retry later.",

@@ -11,6 +11,8 @@ from periskop_client.collector import ExceptionCollector
 from periskop_client.exporter import ExceptionExporter
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from periskop_pushgateway.throttle import FailedCredentials
+
 from .helpers import counts
 from .servers import Gunicorn
 
@@ -157,3 +159,136 @@ def test_only_the_accepted_pair_skips_the_slow_hash(protected, monkeypatch):
             protected.post("/errors", data=BODY, headers=basic(user, password)).status_code == 401
         )
     assert len(checked) == 4
+
+
+# Repeated failed credentials from one address are refused with 429 before they cost a hash
+# check; failures are counted per worker, per client address.
+
+
+@pytest.fixture
+def guarded(make_app):
+    """Push and scrape credentials, and 3 failed checks per address per minute."""
+    return make_app(
+        PUSH_USERNAME="jobs",
+        PUSH_PASSWORD_HASH=PUSH_HASH,
+        SCRAPE_USERNAME="periskop",
+        SCRAPE_PASSWORD_HASH=SCRAPE_HASH,
+        AUTH_FAILURES_PER_MINUTE=3,
+    ).test_client()
+
+
+def test_repeated_failures_from_one_address_get_429_without_a_hash_check(guarded):
+    scraper = basic("periskop", "scrape-secret")
+    assert guarded.get("/-/errors", headers=scraper).status_code == 200  # now remembered
+    for _ in range(3):
+        assert guarded.post("/errors", data=BODY, headers=basic("jobs", "guess")).status_code == 401
+
+    refused = guarded.post("/errors", data=BODY, headers=basic("jobs", "guess"))
+    assert refused.status_code == 429
+    assert 59 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.get_json()["code"] == 429
+    assert refused.get_json()["message"] == "Too Many Requests"
+    assert "failed" in refused.get_json()["description"]
+    # The right push credentials were never accepted: they are not checked either, and are
+    # refused alike (a check would have let them in).
+    right = guarded.post("/errors", data=BODY, headers=basic("jobs", "push-secret"))
+    assert right.status_code == 429
+    # Credentials accepted before cost no hash check, so a client behind the same address
+    # keeps working while someone else there guesses.
+    assert guarded.get("/-/errors", headers=scraper).status_code == 200
+    # A request without credentials costs nothing either: it is told what is missing.
+    assert guarded.post("/errors", data=BODY).status_code == 401
+    assert guarded.get("/-/errors", headers=scraper).get_json()["aggregated_errors"] == []
+
+
+def test_failures_from_one_address_leave_other_addresses_alone(guarded):
+    for _ in range(4):
+        guarded.post("/errors", data=BODY, headers=basic("jobs", "guess"))
+    other = {"REMOTE_ADDR": "10.0.0.2"}
+    wrong = guarded.post("/errors", data=BODY, headers=basic("jobs", "guess"), environ_base=other)
+    assert wrong.status_code == 401
+    right = guarded.post(
+        "/errors", data=BODY, headers=basic("jobs", "push-secret"), environ_base=other
+    )
+    assert right.status_code == 200
+    assert guarded.post("/errors", data=BODY, headers=basic("jobs", "guess")).status_code == 429
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_failures_age_out_of_the_window_and_retry_after_says_when():
+    clock = FakeClock()
+    throttle = FailedCredentials(max_failures=3, window_seconds=60, clock=clock)
+    for offset in (0, 10, 20):
+        clock.now = 1000.0 + offset
+        assert throttle.seconds_to_wait("192.0.2.1") == 0
+        throttle.record_failure("192.0.2.1")
+    clock.now = 1025.0
+    assert throttle.seconds_to_wait("192.0.2.1") == 35  # the failure at 0 s frees a slot at 60
+    assert throttle.seconds_to_wait("192.0.2.2") == 0
+    clock.now = 1059.5
+    assert throttle.seconds_to_wait("192.0.2.1") == 1
+    clock.now = 1060.0
+    assert throttle.seconds_to_wait("192.0.2.1") == 0  # one slot free again
+    throttle.record_failure("192.0.2.1")
+    assert throttle.seconds_to_wait("192.0.2.1") == 10  # now the failure at 10 s is the oldest
+    clock.now = 1200.0
+    assert throttle.seconds_to_wait("192.0.2.1") == 0
+    assert len(throttle) == 0  # an address whose failures all aged out is forgotten
+
+
+def test_the_map_of_addresses_stays_within_its_bound():
+    clock = FakeClock()
+    throttle = FailedCredentials(max_failures=2, max_addresses=100, clock=clock)
+    for number in range(250):
+        throttle.record_failure(f"10.0.{number // 256}.{number % 256}")
+        throttle.record_failure(f"10.0.{number // 256}.{number % 256}")
+        assert len(throttle) <= 100
+    assert len(throttle) == 100
+    assert throttle.seconds_to_wait("10.0.0.249") > 0  # the most recent are kept
+    assert throttle.seconds_to_wait("10.0.0.0") == 0  # the least recent were dropped
+
+
+def test_gunicorn_workers_refuse_a_guessing_address_and_serve_the_others(database_url, tmp_path):
+    """Each of the 2 workers counts on its own: up to 2 x 10 guesses are checked, then 429."""
+    server = Gunicorn(
+        database_url,
+        workers=2,
+        log_path=tmp_path / "gunicorn.log",
+        env={
+            "PERISKOP_PUSHGATEWAY_PUSH_USERNAME": "jobs",
+            "PERISKOP_PUSHGATEWAY_PUSH_PASSWORD_HASH": PUSH_HASH,
+            "PERISKOP_PUSHGATEWAY_PROXY_HOPS": "1",  # as behind nginx: the address is forwarded
+        },
+    )
+    guesser = {"X-Forwarded-For": "203.0.113.7"}
+    with server:
+        statuses = []
+        for attempt in range(30):
+            response = requests.post(
+                server.url + "/errors",
+                data=BODY,
+                headers={**guesser, **basic("jobs", f"guess-{attempt}")},
+                timeout=10,
+            )
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["Retry-After"]) >= 1
+                assert response.json()["code"] == 429
+        assert set(statuses) <= {401, 429}
+        assert 10 <= statuses.count(401) <= 20
+        assert statuses.count(429) >= 10
+        for _ in range(5):
+            pushed = requests.post(
+                server.url + "/errors",
+                data=BODY,
+                headers={"X-Forwarded-For": "198.51.100.2", **basic("jobs", "push-secret")},
+                timeout=10,
+            )
+            assert pushed.status_code == 200

@@ -80,3 +80,23 @@ def test_dropped_keys_and_unauthorized_pushes_are_counted(make_app):
         - sample(before, "periskop_pushgateway_dropped_keys_total")
         == 1
     )
+
+
+def test_throttled_pushes_are_counted(make_app):
+    client = make_app(
+        PUSH_USERNAME="jobs",
+        PUSH_PASSWORD_HASH=generate_password_hash("pw"),
+        AUTH_FAILURES_PER_MINUTE=1,
+    ).test_client()
+    before = scrape_metrics(client)
+    for _ in range(3):  # one checked and refused, then two refused unchecked
+        client.post("/errors", data='{"aggregated_errors": []}', headers=basic("jobs", "guess"))
+    after = scrape_metrics(client)
+
+    def grew(outcome):
+        return sample(after, "periskop_pushgateway_pushes_total", outcome=outcome) - sample(
+            before, "periskop_pushgateway_pushes_total", outcome=outcome
+        )
+
+    assert grew("unauthorized") == 1
+    assert grew("throttled") == 2

@@ -69,9 +69,11 @@ def test_credentials_are_documented_where_configured(make_app):
     push = document["paths"]["/errors"]["post"]
     assert push["security"] == [{"basicAuth": []}]
     assert "401" in push["responses"]
+    assert "Retry-After" in push["responses"]["429"]["headers"]
     export = document["paths"]["/-/errors"]["get"]
     assert "security" not in export
     assert "401" not in export["responses"]
+    assert "429" not in export["responses"]
 
 
 # --- The push schema says what the gateway accepts --------------------------------------
