@@ -39,6 +39,12 @@ class InvalidPush(PushRejected):
         return {"code": self.code, "message": self.message, "errors": self.errors}
 
 
+class InvalidResolve(InvalidPush):
+    """A request to resolve an error named in its body, without a valid name."""
+
+    message = "invalid resolve request"
+
+
 class PushTooLarge(PushRejected):
     code = 413
     message = "push too large"

@@ -206,6 +206,10 @@ class ResolvedSchema(Schema):
     resolved = fields.String(required=True)
 
 
+class ResolveRequestSchema(Schema):
+    aggregation_key = fields.String(required=True, validate=validate.Length(min=1))
+
+
 class WipedSchema(Schema):
     group = fields.String(**_NULLABLE)
     target_uuid = fields.UUID(required=True, metadata={"description": "The group's new one."})
@@ -304,6 +308,23 @@ def _operations(app, push_schema):
             responses={
                 200: ("Resolved.", _json(ResolvedSchema)),
                 404: ("No such error is exported.", _error()),
+            },
+        ),
+        "admin.resolve_named": Operation(
+            summary="Resolve one error named in the body",
+            description=(
+                "The same as DELETE of the error, for a key too long for a URL: a key of "
+                "1,024 characters outside Latin script is up to 12 KB percent-encoded."
+            ),
+            request_body={"required": True, "content": _json(ResolveRequestSchema)},
+            responses={
+                200: ("Resolved.", _json(ResolvedSchema)),
+                400: (
+                    "Not a JSON object with an aggregation_key.",
+                    _json(InvalidPushResponseSchema),
+                ),
+                404: ("No such error is exported.", _error()),
+                413: ("A body over 64 KiB.", _error()),
             },
         ),
         "admin.wipe": Operation(

@@ -103,6 +103,7 @@ def test_status_shows_groups_size_and_limits(client):
         ("delete", "/services/g"),
         ("delete", "/-/errors"),
         ("get", "/-/status"),
+        ("post", "/services/g/-/resolve"),
     ],
 )
 def test_admin_endpoints_take_admin_credentials(make_app, method, path):
@@ -120,7 +121,7 @@ def test_admin_endpoints_take_admin_credentials(make_app, method, path):
     assert post_.status_code == 200
     assert getattr(client, method)(path).status_code == 401
     assert getattr(client, method)(path, headers=basic("jobs", "jobpw")).status_code == 401
-    assert getattr(client, method)(path, headers=basic("ops", "pw")).status_code in (200, 404)
+    assert getattr(client, method)(path, headers=basic("ops", "pw")).status_code in (200, 400, 404)
 
 
 ODD_KEYS = ["/leading slash", "//two", "trailing/", "line\nbreak", "a%2Fb", "tab\tand\r\nCRLF"]
@@ -147,6 +148,60 @@ def test_every_key_can_be_resolved_through_gunicorn(tmp_path):
         assert counts(exported) == {"other": 1}
 
 
+LONG_KEY = "".join(chr(0x1F300 + n % 1000) for n in range(1024))  # 4 KB of UTF-8, 12 KB encoded
+
+
+def test_a_key_too_long_for_a_url_is_resolved_by_naming_it_in_a_body(tmp_path):
+    """The key may be of MAX_KEY_LENGTH 4-byte characters: percent-encoded, over the request
+    line gunicorn reads (and nginx's, see test_nginx.py)."""
+    with gunicorn_on_new_database(
+        tmp_path, env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"}
+    ) as server:
+        body = push_body(aggregate(LONG_KEY, 3), aggregate("other", 1), target_uuid="p")
+        data = json.dumps(body, ensure_ascii=False).encode()
+        for group in ("", "/services/g"):
+            assert requests.post(f"{server.url}{group}/errors", data=data, timeout=10).ok
+            response = requests.post(
+                f"{server.url}{group}/-/resolve",
+                data=json.dumps({"aggregation_key": LONG_KEY}),
+                timeout=10,
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["resolved"] == LONG_KEY
+            assert counts(requests.get(f"{server.url}{group}/-/errors", timeout=10).json()) == {
+                "other": 1
+            }
+        # It comes back counting on from where it was.
+        body = push_body(aggregate(LONG_KEY, 4), target_uuid="p")
+        requests.post(f"{server.url}/errors", data=json.dumps(body), timeout=10)
+        exported = requests.get(f"{server.url}/-/errors", timeout=10).json()
+        assert counts(exported) == {LONG_KEY: 4, "other": 1}
+
+
+@pytest.mark.parametrize(
+    "data, status, field",
+    [
+        (b"not json", 400, "_body"),
+        (b"[]", 400, "_body"),
+        (b"{}", 400, "aggregation_key"),
+        (b'{"aggregation_key": ""}', 400, "aggregation_key"),
+        (b'{"aggregation_key": 7}', 400, "aggregation_key"),
+        (b'{"aggregation_key": "absent"}', 404, None),
+        (b'{"aggregation_key": "k", "padding": "' + b"x" * 70_000 + b'"}', 413, None),
+    ],
+)
+def test_a_resolve_naming_no_exported_key_is_refused_and_changes_nothing(
+    client, data, status, field
+):
+    post(client, push_body(aggregate("k", 1)))
+    response = client.post("/-/resolve", data=data)
+    assert response.status_code == status, response.data
+    if field:
+        assert response.get_json()["message"] == "invalid resolve request"
+        assert field in response.get_json()["errors"]
+    assert counts(scrape(client)) == {"k": 1}
+
+
 def test_the_admin_api_is_off_until_it_has_credentials_or_is_opened(database_url):
     from periskop_pushgateway import create_app
 
@@ -157,8 +212,9 @@ def test_the_admin_api_is_off_until_it_has_credentials_or_is_opened(database_url
         ("DELETE", "/services/g"),
         ("DELETE", "/-/errors"),
         ("GET", "/-/status"),
+        ("POST", "/services/g/-/resolve"),
     ):
-        response = client.open(path, method=method)
+        response = client.open(path, method=method, data='{"aggregation_key": "k"}')
         assert response.status_code == 403, (method, path)
         assert "PERISKOP_PUSHGATEWAY_ADMIN_OPEN=true" in response.get_json()["description"]
     assert counts(scrape(client, "g")) == {"k": 1}  # nothing was resolved or wiped

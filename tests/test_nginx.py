@@ -244,8 +244,16 @@ def raw_answer(port, request):
         (b"GET /-/errors HTTP/1.1\r\n\r\n", 400),
         (b"POST /errors HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
         (b"GET /-/errors HTTP/1.1\r\nHost: x\r\nCookie: " + b"a" * 20000 + b"\r\n\r\n", 400),
+        (b"DELETE /-/errors/" + b"%F0%9F%98%80" * 1024 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     ],
-    ids=["not http", "bad uri", "no host", "unknown transfer encoding", "header too large"],
+    ids=[
+        "not http",
+        "bad uri",
+        "no host",
+        "unknown transfer encoding",
+        "header too large",
+        "uri too long",
+    ],
 )
 def test_every_error_nginx_answers_by_itself_is_json(deployment, request_bytes, status):
     _gateway, nginx = deployment

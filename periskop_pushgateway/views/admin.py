@@ -2,11 +2,13 @@
 
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify
+from flask import Blueprint, abort, current_app, jsonify, request
 
 from .. import __version__
 from ..auth import ROLE_OF_BLUEPRINT
+from ..body import parse_push_document, read_push_body
 from ..config import SETTINGS
+from ..errors import InvalidPush, InvalidResolve
 from ..timestamps import format_rfc3339_ns
 from . import DEFAULT_GROUP, current_gateway
 
@@ -30,6 +32,26 @@ def resolve(aggregation_key, group=DEFAULT_GROUP):
         abort(404, f"No exported error {aggregation_key!r} in {_describe(group)}.")
     log.info("resolved group=%s key=%s", group or "-", aggregation_key)
     return jsonify(group=group or None, resolved=aggregation_key)
+
+
+# The same with the key in a JSON body: a key of MAX_KEY_LENGTH characters outside Latin script
+# is up to 12 KB percent-encoded, more than a request line may hold (gunicorn takes 4 KB).
+_RESOLVE_BODY_BYTES = 64 * 1024
+
+
+@blueprint.post("/-/resolve")
+@blueprint.post("/services/<group:group>/-/resolve")
+def resolve_named(group=DEFAULT_GROUP):
+    body = read_push_body(
+        request, _RESOLVE_BODY_BYTES, current_app.config["BODY_READ_TIMEOUT_SECONDS"]
+    )
+    try:
+        key = parse_push_document(body).get("aggregation_key")
+    except InvalidPush as error:
+        raise InvalidResolve(error.errors) from None
+    if type(key) is not str or not key:
+        raise InvalidResolve({"aggregation_key": ["A non-empty string is required."]})
+    return resolve(key, group)
 
 
 @blueprint.delete("/-/errors")
