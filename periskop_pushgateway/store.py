@@ -51,7 +51,7 @@ _TRANSIENT_SQLSTATES = ("40001", "40P01")
 _EMPTY_GROUP_NAMESPACE = uuid.UUID("4f7f3c1e-2b8e-4d0c-9a55-6a1d2f3b8c90")
 
 # Occurrences read at a time when a group is over MAX_OCCURRENCE_BYTES_PER_GROUP.
-_EVICTION_BATCH = 500
+_EVICTION_BATCH = 5000
 
 # A push that changes nothing writes nothing (no fsync), except to keep when the group was
 # last pushed to roughly current (and its counters', see planning.COUNTER_TOUCH_NS).
@@ -135,13 +135,7 @@ class Store:
         per_key = self.settings.occurrences_per_key
 
         def over_cap(connection, group_id):
-            if not capped:
-                return None
-            return lambda states: keys_over_cap(
-                states,
-                lambda: connection.execute(VISIBLE_KEYS, {"group_id": group_id}).scalar_one(),
-                self.settings.max_keys_per_group,
-            )
+            return self._keys_over_cap(connection, group_id) if capped else None
 
         def summary_if_unchanged(connection):
             rows = connection.execute(
@@ -201,6 +195,14 @@ class Store:
             return summary
 
         return self.run_write(apply)
+
+    def _keys_over_cap(self, connection, group_id):
+        """keys_to_drop for plan_push: the new keys past the group's maximum of keys."""
+
+        def exported_keys():
+            return connection.execute(VISIBLE_KEYS, {"group_id": group_id}).scalar_one()
+
+        return lambda states: keys_over_cap(states, exported_keys, self.settings.max_keys_per_group)
 
     def export(self, group_name):
         """The group's export body (bytes), read in one snapshot."""
