@@ -292,6 +292,10 @@ def _operations(app, push_schema):
         ),
         "export.export": Operation(
             summary="The export the Periskop server scrapes",
+            description=(
+                "Sent with Content-Encoding: gzip to a scrape whose Accept-Encoding takes gzip "
+                "(the Periskop server's does), plain otherwise."
+            ),
             responses={200: ("The group's errors.", _json(ExportSchema))},
         ),
         "health.health": Operation(

@@ -1,0 +1,84 @@
+"""A scrape that accepts gzip (the Periskop server's Go client does, by default) gets the export
+compressed, once per change of the group in each worker; any other gets it plain."""
+
+import gzip
+import json
+import os
+
+import pytest
+import requests
+
+from .helpers import aggregate, occurrence, post, push_body
+from .servers import gunicorn_on_new_database
+
+
+def fill(client, keys=200):
+    aggregates = [
+        aggregate(f"Error{n}", n + 1, [occurrence(f"failure {n}") for _ in range(3)])
+        for n in range(keys)
+    ]
+    assert post(client, push_body(*aggregates), group="jobs").status_code == 200
+
+
+@pytest.mark.parametrize("accept", ["gzip", "gzip, deflate", "br;q=1.0, gzip;q=0.8", "*"])
+def test_a_scrape_accepting_gzip_gets_the_same_export_compressed(client, accept):
+    fill(client)
+    plain = client.get("/services/jobs/-/errors")
+    compressed = client.get("/services/jobs/-/errors", headers={"Accept-Encoding": accept})
+    assert compressed.headers["Content-Encoding"] == "gzip"
+    assert compressed.headers["Content-Type"] == "application/json"
+    assert "Accept-Encoding" in compressed.headers["Vary"]
+    assert gzip.decompress(compressed.data) == plain.data
+    assert len(compressed.data) < len(plain.data) / 5
+
+
+@pytest.mark.parametrize("accept", [None, "identity", "deflate", "gzip;q=0"])
+def test_any_other_scrape_gets_it_plain(client, accept):
+    fill(client, keys=3)
+    headers = {"Accept-Encoding": accept} if accept else {}
+    response = client.get("/services/jobs/-/errors", headers=headers)
+    assert "Content-Encoding" not in response.headers
+    assert "Accept-Encoding" in response.headers["Vary"]
+    assert json.loads(response.data)["aggregated_errors"]
+
+
+def test_the_compressed_export_is_made_once_per_change_of_the_group(app, client):
+    store = app.extensions["periskop_pushgateway"].store
+    fill(client)
+    gzip_scrape = {"Accept-Encoding": "gzip"}
+    first = client.get("/services/jobs/-/errors", headers=gzip_scrape).data
+    [(version, cached)] = [
+        entry for (group, encoding), entry in store.exports._bodies.items() if encoding == "gzip"
+    ]
+    assert cached == first
+    # Served from what was kept: the very same bytes object, not compressed again.
+    assert store.export("jobs", "gzip") is cached
+    post(client, push_body(aggregate("Error0", 5)), group="jobs")
+    changed = client.get("/services/jobs/-/errors", headers=gzip_scrape).data
+    assert changed != first
+    assert store.export("jobs", "gzip") is not cached
+
+
+def test_the_cache_bound_counts_both_forms(make_app):
+    app = make_app(EXPORT_CACHE_BYTES=150_000)
+    client = app.test_client()
+    store = app.extensions["periskop_pushgateway"].store
+    for n in range(5):
+        message = os.urandom(30_000).hex()  # compresses to about half: both forms weigh
+        post(client, push_body(aggregate("k", 1, [occurrence(message)])), group=f"g{n}")
+        client.get(f"/services/g{n}/-/errors", headers={"Accept-Encoding": "gzip"})
+        kept = store.exports._bodies.values()
+        assert store.exports.size == sum(len(body) for _version, body in kept) <= 150_000
+    assert {encoding for _group, encoding in store.exports._bodies} == {None, "gzip"}
+
+
+def test_gunicorn_serves_gzip_to_a_client_that_asks(tmp_path):
+    with gunicorn_on_new_database(tmp_path) as server:
+        aggregates = [aggregate(f"Error{n}", 1, [occurrence("boom")]) for n in range(300)]
+        requests.post(f"{server.url}/errors", data=json.dumps(push_body(*aggregates)), timeout=10)
+        response = requests.get(f"{server.url}/-/errors", timeout=10, stream=True)
+        raw = response.raw.read(decode_content=False)
+        assert response.headers["Content-Encoding"] == "gzip"
+        exported = json.loads(gzip.decompress(raw))
+        assert len(exported["aggregated_errors"]) == 300
+        assert int(response.headers["Content-Length"]) == len(raw)
