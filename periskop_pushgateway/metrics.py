@@ -78,6 +78,13 @@ PUSH_DURATION = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+WRITES_PER_COMMIT = Histogram(
+    "periskop_pushgateway_writes_per_commit",
+    "Writes (pushes, resolves, prunes) committed together in one SQLite transaction by a "
+    "worker's threads (group commit).",
+    buckets=(1, 2, 4, 8, 16, 32),
+)
+
 
 class StoredDataCollector:
     """Gauges read from the database at scrape time, so every worker reports the same."""

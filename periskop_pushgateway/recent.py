@@ -5,6 +5,7 @@ counts processes pushed lately, so that a push arriving after a later state of i
 is not made to wait for the write lock either."""
 
 import hashlib
+import threading
 from collections import OrderedDict
 
 
@@ -32,6 +33,7 @@ class RecentPushes:
         self.max_counted_keys = max_counted_keys
         self._highest = OrderedDict()
         self._counted_keys = 0
+        self._lock = threading.Lock()  # a gthread worker's threads share it
 
     @staticmethod
     def digest(group, body):
@@ -58,25 +60,27 @@ class RecentPushes:
         """Remember the counts of an accepted push from an identified process."""
         if not push["target_uuid"] or len(push["aggregates"]) > self.max_counted_keys:
             return
-        seen = self._highest.pop((group, push["target_uuid"]), None) or {}
-        before = len(seen)
-        for aggregate in push["aggregates"]:
-            key = hash(aggregate["aggregation_key"])
-            seen[key] = max(seen.get(key, -1), aggregate["total_count"])
-        self._highest[(group, push["target_uuid"])] = seen
-        self._counted_keys += len(seen) - before
-        while self._counted_keys > self.max_counted_keys:
-            _, dropped = self._highest.popitem(last=False)
-            self._counted_keys -= len(dropped)
+        with self._lock:
+            seen = dict(self._highest.pop((group, push["target_uuid"]), None) or {})
+            before = len(seen)
+            for aggregate in push["aggregates"]:
+                key = hash(aggregate["aggregation_key"])
+                seen[key] = max(seen.get(key, -1), aggregate["total_count"])
+            self._highest[(group, push["target_uuid"])] = seen
+            self._counted_keys += len(seen) - before
+            while self._counted_keys > self.max_counted_keys:
+                _, dropped = self._highest.popitem(last=False)
+                self._counted_keys -= len(dropped)
 
     def add(self, digest, push, body_size):
         if not push["target_uuid"] or body_size > self.max_body_bytes:
             return
-        previous = self._pushes.pop(digest, None)
-        if previous:
-            self._body_bytes -= previous[1]
-        self._pushes[digest] = (push, body_size)
-        self._body_bytes += body_size
-        while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
-            _, (_, size) = self._pushes.popitem(last=False)
-            self._body_bytes -= size
+        with self._lock:
+            previous = self._pushes.pop(digest, None)
+            if previous:
+                self._body_bytes -= previous[1]
+            self._pushes[digest] = (push, body_size)
+            self._body_bytes += body_size
+            while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
+                _, (_, size) = self._pushes.popitem(last=False)
+                self._body_bytes -= size

@@ -2,6 +2,7 @@
 is read. Plain SQLAlchemy Core, one transaction per push, a fixed number of statements
 whatever the size of the push."""
 
+import contextlib
 import gzip
 import logging
 import uuid
@@ -10,9 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from . import metrics
 from .db import database_size, snapshot_options, write_lock_for
 from .errors import TooManyGroups
 from .export_cache import ExportCache
+from .group_commit import GroupCommit
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
 from .pruning import prune
@@ -98,14 +101,29 @@ class Store:
         self.clock = clock
         # A worker renders a group's export again only after a push changed it.
         self.exports = ExportCache(self.settings.export_cache_bytes)
+        # SQLite takes one writer at a time: the writes of this worker's threads waiting at
+        # the same moment share a transaction and its fsync. PostgreSQL writes concurrently.
+        self._group_commit = None
+        if write_lock_for(write_engine) is not contextlib.nullcontext:
+            self._group_commit = GroupCommit(
+                self._write_transaction, metrics.WRITES_PER_COMMIT.observe
+            )
+
+    @contextlib.contextmanager
+    def _write_transaction(self):
+        with self._write_lock(), self._write_engine.begin() as connection:
+            yield connection
 
     def run_write(self, apply):
         """apply(connection) in a write transaction, run again when the database aborted it to
         break a deadlock or a serialization conflict with another instance (PostgreSQL):
-        nothing of it was applied, so running it again is safe."""
+        nothing of it was applied, so running it again is safe. On SQLite, writes waiting
+        together share one transaction (group_commit.py)."""
+        if self._group_commit is not None:
+            return self._group_commit.run(apply)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
             try:
-                with self._write_lock(), self._write_engine.begin() as connection:
+                with self._write_transaction() as connection:
                     return apply(connection)
             except DBAPIError as error:
                 if attempt == _WRITE_ATTEMPTS or not _is_transient(error):

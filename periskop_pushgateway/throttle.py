@@ -2,6 +2,7 @@
 refused before each guess costs a worker a slow password hash check."""
 
 import math
+import threading
 import time
 from collections import OrderedDict
 
@@ -23,12 +24,17 @@ class FailedCredentials:
         self.max_addresses = max_addresses
         self.clock = clock
         self._times = OrderedDict()  # address -> failure times, oldest first
+        self._lock = threading.Lock()  # a gthread worker's threads share it
 
     def __len__(self):
         return len(self._times)
 
     def seconds_to_wait(self, address):
         """0 while the address may be checked; else whole seconds until it may again."""
+        with self._lock:
+            return self._seconds_to_wait(address)
+
+    def _seconds_to_wait(self, address):
         times = self._recent(address)
         if len(times) < self.max_failures:
             return 0
@@ -39,6 +45,10 @@ class FailedCredentials:
 
     def record_failure(self, address):
         """Count a failed check; True when it makes the address wait."""
+        with self._lock:
+            return self._record_failure(address)
+
+    def _record_failure(self, address):
         times = self._recent(address)
         times.append(self.clock())
         del times[: -self.max_failures]
