@@ -10,7 +10,13 @@ from werkzeug.security import generate_password_hash
 from . import __version__
 from .config import load_config
 from .db import create_engines
-from .gunicorn_settings import DEFAULT_BIND, DEFAULT_TIMEOUT, default_workers, gunicorn_settings
+from .gunicorn_settings import (
+    DEFAULT_BIND,
+    DEFAULT_THREADS,
+    DEFAULT_TIMEOUT,
+    default_workers,
+    gunicorn_settings,
+)
 from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from .migrate import upgrade_database
 
@@ -56,23 +62,30 @@ def main():
     help="Number of gunicorn worker processes.",
 )
 @click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Threads per worker; pushes waiting together in a worker share one commit.",
+)
+@click.option(
     "--timeout",
     default=DEFAULT_TIMEOUT,
     show_default=True,
     type=click.IntRange(min=1),
     help="Seconds before a silent worker is killed and restarted.",
 )
-def serve(bind, workers, timeout):
+def serve(bind, workers, threads, timeout):
     """Serve the gateway with gunicorn."""
     if MULTIPROC_ENV not in os.environ:
         # prometheus_client chose in-memory metrics when this process imported the gateway:
         # start afresh with a directory the workers share, so /metrics adds them all up.
         prepare_multiprocess_dir()
         options = [f"--bind={address}" for address in bind]
-        options += [f"--workers={workers}", f"--timeout={timeout}"]
+        options += [f"--workers={workers}", f"--threads={threads}", f"--timeout={timeout}"]
         os.execv(sys.executable, [sys.executable, "-m", __package__, "serve", *options])
     prepare_multiprocess_dir()
-    GatewayServer(gunicorn_settings(bind, workers, timeout)).run()
+    GatewayServer(gunicorn_settings(bind, workers, timeout, threads)).run()
 
 
 @main.command("upgrade-db")

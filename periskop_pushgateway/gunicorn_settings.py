@@ -5,6 +5,9 @@ import multiprocessing
 
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
+# Threads per worker: pushes of one worker waiting at the same moment share one SQLite
+# commit and its fsync (group_commit.py), and clients keep their connections (keep-alive).
+DEFAULT_THREADS = 4
 
 # The client as nginx saw it (X-Forwarded-For), then gunicorn's peer, the worker that answered,
 # and how long the request took in milliseconds: enough to find a slow or failing pusher, or a
@@ -20,14 +23,19 @@ def default_workers():
     return min(4, max(2, multiprocessing.cpu_count()))
 
 
-def gunicorn_settings(bind=(DEFAULT_BIND,), workers=None, timeout=DEFAULT_TIMEOUT):
+def gunicorn_settings(
+    bind=(DEFAULT_BIND,), workers=None, timeout=DEFAULT_TIMEOUT, threads=DEFAULT_THREADS
+):
     """gunicorn setting name -> value."""
     return {
         "bind": list(bind),
         "workers": workers or default_workers(),
-        # Sync workers: nginx in front buffers slow clients, so a worker is only ever busy
-        # with a complete request, and a push is one short SQLite transaction.
-        "worker_class": "sync",
+        # Threaded workers: the pushes a worker's threads hold at the same moment are
+        # committed together, one fsync for all (group commit), and a client's connection
+        # stays open between its requests. nginx in front buffers slow clients, so a thread
+        # is only ever busy with a complete request.
+        "worker_class": "gthread",
+        "threads": threads,
         "timeout": timeout,
         # On SIGTERM or SIGHUP a worker finishes the request it holds (at most `timeout`
         # long) before it exits: an acknowledged push is never cut short.

@@ -127,7 +127,12 @@ def test_console_script_serves_the_gateway(database_url, tmp_path):
 def test_serve_without_options_listens_on_port_7878_with_the_default_settings():
     # What the README's one-line run command relies on; the other tests give --bind.
     context = serve.make_context("serve", [])
-    defaults = {"bind": ("0.0.0.0:7878",), "workers": default_workers(), "timeout": 30}
+    defaults = {
+        "bind": ("0.0.0.0:7878",),
+        "workers": default_workers(),
+        "threads": 4,
+        "timeout": 30,
+    }
     assert context.params == defaults
 
 

@@ -113,7 +113,7 @@ def test_rejections_are_counted_in_the_gateways_own_export(gateway):
 
 
 def test_a_body_that_stops_arriving_gets_408_and_the_worker_is_freed(tmp_path):
-    """gunicorn reached directly: a Content-Length larger than what is sent holds a sync
+    """gunicorn reached directly: a Content-Length larger than what is sent holds a
     worker until the body read times out, then a 408; never gunicorn's kill and a 500."""
     with gunicorn_on_new_database(
         tmp_path, env={"PERISKOP_PUSHGATEWAY_BODY_READ_TIMEOUT_SECONDS": "1"}
