@@ -16,6 +16,7 @@ from .db import database_size, snapshot_options, write_lock_for
 from .errors import TooManyGroups
 from .export_cache import ExportCache
 from .group_commit import GroupCommit
+from .heavy import one_at_a_time
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
 from .pruning import prune
@@ -237,8 +238,12 @@ class Store:
                 return cached
             body = self.exports.get(group_name, version)
             if body is None:
-                body = _render(connection, group)
-                self.exports.put(group_name, version, body)
+                with one_at_a_time():
+                    # Another thread may have rendered it while this one waited.
+                    body = self.exports.get(group_name, version)
+                    if body is None:
+                        body = _render(connection, group)
+                        self.exports.put(group_name, version, body)
         if encoding is None:
             return body
         encoded = _encode(body, encoding)
@@ -339,7 +344,12 @@ class Store:
 
 def _render(connection, group):
     exported = {}  # aggregate id -> (key, count, severity, created, [bodies])
-    for row in connection.execute(EXPORTED, {"group_id": group.id}):
+    # Streamed: PostgreSQL's driver would otherwise hold the whole result (as large as the
+    # export) beside the rows made of it.
+    rows = connection.execution_options(stream_results=True, yield_per=1000).execute(
+        EXPORTED, {"group_id": group.id}
+    )
+    for row in rows:
         aggregate = exported.get(row.id)
         if aggregate is None:
             aggregate = exported[row.id] = (

@@ -11,6 +11,7 @@ import functools
 import json
 import random
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -26,7 +27,7 @@ from .test_retention import DAY, Clock
 MB = 1000**2
 # The README's figures ("Worst cases"); what this test measured is in its closing note.
 DOCUMENTED_GROUP_BYTES = {"sqlite": 110 * MB, "postgresql": 150 * MB}
-DOCUMENTED_WORKER_PEAK_BYTES = 600 * MB
+DOCUMENTED_WORKER_PEAK_BYTES = 700 * MB
 
 KEYS = SETTINGS["MAX_KEYS_PER_GROUP"][0]
 KEY_LENGTH = SETTINGS["MAX_KEY_LENGTH"][0]
@@ -169,12 +170,11 @@ def test_workers_serving_a_full_group_stay_under_the_documented_memory(full_grou
         env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"},
     )
     with gateway:
-        export_sizes = []
-        for _ in range(4):  # both workers render it, then serve it from their cache
-            response = requests.get(gateway.url + "/services/hostile/-/errors", timeout=120)
-            assert response.status_code == 200
-            export_sizes.append(len(response.content))
-        export = response.json()
+        # Scrapes at once, plain and gzip: each worker renders the 50 MB export once.
+        with ThreadPoolExecutor(8) as pool:
+            scrapes = list(pool.map(lambda n: scrape_hostile(gateway, n % 2), range(8)))
+        export_sizes = [size for size, _ in scrapes]
+        export = scrapes[0][1]
         assert len(export["aggregated_errors"]) == KEYS
         occurrence_bytes = sum(
             len(json.dumps(o, ensure_ascii=False, separators=(",", ":")).encode())
@@ -182,8 +182,9 @@ def test_workers_serving_a_full_group_stay_under_the_documented_memory(full_grou
             for o in a["latest_errors"]
         )
         assert GROUP_BYTES * 0.8 < occurrence_bytes <= GROUP_BYTES
-        # Pushes of the largest body: the most keys, and the most objects JSON can make of
-        # it (an ignored field holding empty objects: 64 bytes of memory each for 3 of body).
+        # Pushes of the largest body, many at once (each worker has 4 threads): the most
+        # keys, and the most objects JSON can make of it (an ignored field holding empty
+        # objects: 64 bytes of memory each for 3 of body).
         keys = json.dumps(
             {
                 "aggregated_errors": [
@@ -193,15 +194,26 @@ def test_workers_serving_a_full_group_stay_under_the_documented_memory(full_grou
             ensure_ascii=False,
         ).encode()
         objects = b'{"aggregated_errors":[],"ignored":[' + b"{}," * (BODY_BYTES // 3 - 20) + b"{}]}"
-        for body in (keys, objects) * 3:
-            assert len(body) <= BODY_BYTES
-            response = requests.post(
-                gateway.url + "/services/hostile/errors", data=body, timeout=120
-            )
-            assert response.status_code == 200, response.text[:300]
+        assert len(keys) <= BODY_BYTES and len(objects) <= BODY_BYTES
+
+        def push_body_bytes(body):
+            url = gateway.url + "/services/hostile/errors"
+            return requests.post(url, data=body, timeout=300).status_code
+
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(push_body_bytes, [objects] * 8 + [keys] * 2))
+        assert statuses == [200] * 10
         peaks = [worker_peak_bytes(pid) for pid in gateway.worker_pids()]
     print(f"export {export_sizes[0] / MB:.1f} MB; worker peaks {[round(p / MB) for p in peaks]} MB")
     assert max(peaks) <= DOCUMENTED_WORKER_PEAK_BYTES
+
+
+def scrape_hostile(gateway, gzip_accepted):
+    headers = {"Accept-Encoding": "gzip" if gzip_accepted else "identity"}
+    url = gateway.url + "/services/hostile/-/errors"
+    response = requests.get(url, headers=headers, timeout=300)
+    assert response.status_code == 200
+    return len(response.content), response.json()
 
 
 def worker_peak_bytes(pid):

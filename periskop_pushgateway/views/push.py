@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError
 from .. import metrics
 from ..body import parse_push_document, read_push_body
 from ..errors import InvalidPush, PushRejected
+from ..heavy import LARGE_BODY_BYTES, one_at_a_time
 from ..recent import RecentPushes
 from ..self_report import report_rejection
 from . import DEFAULT_GROUP, current_gateway
@@ -47,7 +48,8 @@ def push(group=DEFAULT_GROUP):
         repeated = loaded is not None
         if not repeated:
             try:
-                loaded = gateway.load_push(parse_push_document(body))
+                with one_at_a_time(len(body) > LARGE_BODY_BYTES):
+                    loaded = gateway.load_push(parse_push_document(body))
             except ValidationError as error:
                 raise InvalidPush(error.messages) from None
         # A body pushed again, or one whose counts this worker has seen exceeded already (a

@@ -1,0 +1,24 @@
+"""Large pieces of work one at a time in a worker: loading a large push, rendering an export.
+
+A worker's threads share its memory, and JSON makes up to 25 bytes of Python objects of each
+byte of a push: four threads each loading a push of MAX_BODY_BYTES would hold four times what
+one does. Both are CPU work under the GIL, so doing them one at a time costs no throughput.
+"""
+
+import contextlib
+import threading
+
+# Pushes larger than this are loaded one at a time; smaller ones (nearly all) at once.
+LARGE_BODY_BYTES = 1024 * 1024
+
+_one_at_a_time = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_at_a_time(large=True):
+    """Hold the worker's lock for large work around the block (when `large`)."""
+    if not large:
+        yield
+        return
+    with _one_at_a_time:
+        yield
