@@ -1,12 +1,18 @@
 """Benchmark: the gateway under gunicorn (gunicorn.conf.py, 2 workers) on a temp database,
 driven by wrk on this machine, against a floor app under the same gunicorn settings.
 
+    [BENCH_GO_GATEWAY=path/to/periskop-pushgateway-go] \
     .venv/bin/python bench/run.py [--seconds 10] [--connections 16] [--no-postgresql]
 
 Prints one row per scenario: requests/s, p50/p99 latency, and the ratio to the floor's
 requests/s in the same run, then worker memory (RSS) after the scrape and along 100,000 pushes.
 Needs wrk (Debian package `wrk`). Compare figures within one run only: the load generator and
 the servers share the machine's cores.
+
+When BENCH_GO_GATEWAY names the binary of the original Go gateway (see the README), it runs
+every scenario too, as one more column; the gateway's cells then also give their ratio to its
+requests/s, and the memory report adds its process's RSS. It keeps everything in memory and
+counts a re-pushed state again: compare speed only. Without the variable, no such column.
 """
 
 import argparse
@@ -29,6 +35,9 @@ REPO = BENCH.parent
 POSTGRESQL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MEMORY_STEPS = 4
 WRK_THREADS = 2
+# wrk's default of 2s would cut off the Go original's slowest scrapes (it serializes its whole
+# state for each) and count them as socket errors rather than time them.
+WRK_TIMEOUT = "30s"
 
 
 @dataclass
@@ -48,10 +57,15 @@ SCENARIOS = [
 ]
 # Pushes go to a group of their own, so the scrape reads exactly the 1,000 keys filled in.
 PUSH_PATH = "/services/bench/errors"
+SCRAPE_PATH = "/-/errors"
+GO = "Go original"
 
 
 class Server:
     """gunicorn -c gunicorn.conf.py --workers 2, on a loopback port, serving one app."""
+
+    push_path = PUSH_PATH
+    scrape_path = SCRAPE_PATH
 
     def __init__(self, name, folder, app=None, env=None):
         self.name = name
@@ -84,17 +98,7 @@ class Server:
             stderr=self.log,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if requests.get(self.url + "/-/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"{name} did not start; see {self.folder / 'gunicorn.log'}")
-            time.sleep(0.1)
+        wait_until_up(self, self.folder / "gunicorn.log")
 
     def worker_pids(self):
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -107,6 +111,8 @@ class Server:
             sizes.append(int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024)
         return sorted(sizes)
 
+    rss_mib = worker_rss_mib
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -115,6 +121,66 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
         self.log.close()
+
+
+class GoServer:
+    """The original Go gateway: one process, everything in memory, from the binary that
+    BENCH_GO_GATEWAY names, on a free port. It serves POST /errors and GET /-/errors only (no
+    groups), so its pushes and its scrape share one set of keys: `restart` empties it."""
+
+    push_path = "/errors"
+    scrape_path = SCRAPE_PATH
+
+    def __init__(self, binary, folder):
+        self.binary = binary
+        self.folder = folder / "go"
+        self.folder.mkdir()
+        self.start()
+
+    def start(self):
+        with socket_on_free_port() as port:
+            self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(self.folder / "go.log", "ab")  # noqa: SIM115 - open while it runs
+        self.process = subprocess.Popen(
+            [self.binary, "-port", str(self.port)],
+            stdout=self.log,
+            stderr=self.log,
+            start_new_session=True,
+        )
+        wait_until_up(self, self.folder / "go.log")
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def rss_mib(self):
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return [int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+def wait_until_up(server, log):
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(server.url + "/-/health", timeout=1).ok:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline or server.process.poll() is not None:
+            server.stop()
+            raise RuntimeError(f"{server.url} did not start; see {log}")
+        time.sleep(0.1)
 
 
 class socket_on_free_port:
@@ -129,27 +195,39 @@ class socket_on_free_port:
         self.sock.close()
 
 
-def wrk(url, scenario, payloads, seconds, connections, max_requests=None):
-    """Run wrk once; returns its RESULT fields."""
-    env = {**os.environ, "PUSH_PATH": PUSH_PATH, "FRESH": "1" if scenario.fresh else "0"}
+def wrk(server, scenario, payloads, seconds, connections, max_requests=None):
+    """Run wrk once against `server`, on its push or scrape path; returns its RESULT fields."""
+    env = {
+        **os.environ,
+        "PUSH_PATH": server.push_path,
+        "GET_PATH": server.scrape_path,
+        "FRESH": "1" if scenario.fresh else "0",
+    }
     if max_requests:
         env["MAX_REQUESTS"] = str(max_requests)
     files = sorted(str(f) for f in payloads.glob(scenario.payloads)) if scenario.payloads else []
     command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s"]
-    command += ["-s", str(BENCH / scenario.script), url, "--", *files]
+    command += ["--timeout", WRK_TIMEOUT]
+    command += ["-s", str(BENCH / scenario.script), server.url, "--", *files]
     output = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     line = next(line for line in output.splitlines() if line.startswith("RESULT "))
     return dict(field.split("=", 1) for field in line.split()[1:])
 
 
-def cell(result, floor=None):
+def cell(result, floor=None, go=None):
     text = f"{result['req/s']}/s, {result['p50']} / {result['p99']}"
     if floor:
-        text += f", **{int(result['req/s']) / int(floor['req/s']):.2f}**"
+        text += f", **{ratio(result, floor)}**"
+    if go:
+        text += f", {ratio(result, go)} of Go"
     failures = int(result["non2xx"]) + int(result["socket_errors"])
     if failures:
         text += f" ({result['non2xx']} non-2xx, {result['socket_errors']} socket errors)"
     return text
+
+
+def ratio(result, to):
+    return f"{int(result['req/s']) / int(to['req/s']):.2f}" if int(to["req/s"]) else "n/a"
 
 
 def fill(url, payloads):
@@ -179,19 +257,19 @@ def drop_postgresql_schema(url, schema):
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def measure_memory(gateway, payloads, connections, pushes):
-    """Worker RSS after the scrape, then along `pushes` pushes from a new client each.
+def measure_memory(server, payloads, connections, pushes, first_seconds=5):
+    """RSS after the scrape, then along `pushes` pushes from a new client each.
     (wrk runs for a duration, not a number of requests: each step is timed from the rate
     measured so far, and the pushes actually made are reported.)"""
     new_clients = Scenario("memory", "push.lua", "small_*.json", fresh=True)
-    steps = [("after the scrape", gateway.worker_rss_mib())]
+    steps = [("after the scrape", server.rss_mib())]
     per_step = pushes / MEMORY_STEPS
-    pushed, seconds_spent, seconds = 0, 0.0, 5
+    pushed, seconds_spent, seconds = 0, 0.0, first_seconds
     while pushed < pushes:
-        result = wrk(gateway.url, new_clients, payloads, seconds, connections)
+        result = wrk(server, new_clients, payloads, seconds, connections)
         pushed += int(result["requests"])
         seconds_spent += seconds
-        steps.append((f"after {pushed:,} pushes", gateway.worker_rss_mib()))
+        steps.append((f"after {pushed:,} pushes", server.rss_mib()))
         rate = pushed / seconds_spent
         seconds = max(1, round(min(per_step, pushes - pushed) / rate))
     return steps
@@ -207,6 +285,9 @@ def main():
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
+    go_binary = os.environ.get("BENCH_GO_GATEWAY")
+    if go_binary and not (os.path.isfile(go_binary) and os.access(go_binary, os.X_OK)):
+        sys.exit(f"BENCH_GO_GATEWAY={go_binary} is not an executable file")
 
     folder = Path(tempfile.mkdtemp(prefix="periskop-pushgateway-bench-"))
     payloads = folder / "payloads"
@@ -232,6 +313,8 @@ def main():
             servers["PostgreSQL"] = Server(
                 "postgresql", folder, env={"PERISKOP_PUSHGATEWAY_DATABASE_URL": pg_url}
             )
+        if go_binary:
+            servers[GO] = GoServer(go_binary, folder)
         export_bytes = {name: fill(server.url, payloads) for name, server in servers.items()}
         floor = Server(
             "floor",
@@ -242,11 +325,23 @@ def main():
         servers = {"floor": floor, **servers}
 
         print(
-            f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s; gunicorn 2 workers; "
+            f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s --timeout {WRK_TIMEOUT}; "
+            "gunicorn 2 workers; "
             f"export {export_bytes['SQLite (FULL)']:,} bytes; "
             f"PostgreSQL: {'yes' if schema else why_not}"
         )
-        print("cells: requests/s, p50 / p99 latency, ratio to the floor's requests/s")
+        if go_binary:
+            print(
+                f"{GO}: {go_binary}, one process, POST {GoServer.push_path} and "
+                f"GET {GoServer.scrape_path} (no groups; export {export_bytes[GO]:,} bytes). "
+                "It keeps everything in memory and counts a re-pushed state again: compare "
+                "speed only. It is restarted and filled with the same 1,000 keys before the "
+                "scrape, which otherwise would read its pushed keys too."
+            )
+        print(
+            "cells: requests/s, p50 / p99 latency, ratio to the floor's requests/s"
+            + ("; the gateway's then its ratio to the Go original's (of Go)" if go_binary else "")
+        )
         print("| scenario | " + " | ".join(servers) + " |")
         print("|---" * (len(servers) + 1) + "|")
         for scenario in SCENARIOS:
@@ -254,10 +349,17 @@ def main():
             for name, server in servers.items():
                 if name == "SQLite (NORMAL)" and not scenario.fresh:
                     continue  # synchronous matters only where pushes write
-                results[name] = wrk(server.url, scenario, payloads, args.seconds, args.connections)
+                if name == GO and scenario.script == "get.lua":
+                    server.restart()
+                    fill(server.url, payloads)
+                results[name] = wrk(server, scenario, payloads, args.seconds, args.connections)
             floor_result = results["floor"]
             cells = [
-                cell(results[name], None if name == "floor" else floor_result)
+                cell(
+                    results[name],
+                    None if name == "floor" else floor_result,
+                    None if name in ("floor", GO) else results.get(GO),
+                )
                 if name in results
                 else "same as FULL"
                 for name in servers
@@ -272,6 +374,13 @@ def main():
             print(f"  {when}: {fmt_rss(rss)}", flush=True)
         status = requests.get(servers["SQLite (FULL)"].url + "/-/status", timeout=30).json()
         print(f"  database size then: {status['database']['size_bytes'] / 2**20:.1f} MiB")
+        if go_binary:
+            print(f"\n{GO}'s process RSS (MiB), pushes from a new client each:")
+            # It takes pushes an order of magnitude faster: a shorter first step.
+            for when, rss in measure_memory(
+                servers[GO], payloads, args.connections, args.memory_pushes, first_seconds=1
+            ):
+                print(f"  {when}: {fmt_rss(rss)}", flush=True)
     finally:
         for server in servers.values():
             server.stop()
