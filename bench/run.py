@@ -46,6 +46,7 @@ class Scenario:
     script: str
     payloads: str = ""  # glob of payload files, for pushes
     fresh: bool = False  # a new target_uuid in every push
+    gzip: bool = False  # the scrape sends Accept-Encoding: gzip, as the Periskop server does
 
 
 SCENARIOS = [
@@ -54,6 +55,8 @@ SCENARIOS = [
     Scenario("push typical, repeated", "push.lua", "typical_*.json"),
     Scenario("push typical, new client each", "push.lua", "typical_*.json", fresh=True),
     Scenario("scrape 1,000 keys x 10", "get.lua"),
+    # The floor and the Go original answer it plain: their cells are their plain scrape.
+    Scenario("scrape 1,000 keys x 10, gzip", "get.lua", gzip=True),
 ]
 # Pushes go to a group of their own, so the scrape reads exactly the 1,000 keys filled in.
 PUSH_PATH = "/services/bench/errors"
@@ -113,6 +116,11 @@ class Server:
 
     rss_mib = worker_rss_mib
 
+    def pss_mib(self):
+        """Proportional set size of the master and its workers together: pages the workers
+        share with the master since the fork count once."""
+        return sum(pss_mib(pid) for pid in [self.process.pid, *self.worker_pids()])
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -158,6 +166,9 @@ class GoServer:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return [int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024]
 
+    def pss_mib(self):
+        return pss_mib(self.process.pid)
+
     def stop(self):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -167,6 +178,11 @@ class GoServer:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def pss_mib(pid):
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return int(re.search(r"^Pss:\s+(\d+) kB", rollup, re.M).group(1)) / 1024
 
 
 def wait_until_up(server, log):
@@ -202,6 +218,7 @@ def wrk(server, scenario, payloads, seconds, connections, max_requests=None):
         "PUSH_PATH": server.push_path,
         "GET_PATH": server.scrape_path,
         "FRESH": "1" if scenario.fresh else "0",
+        "ACCEPT_ENCODING": "gzip" if scenario.gzip else "",
     }
     if max_requests:
         env["MAX_REQUESTS"] = str(max_requests)
@@ -262,14 +279,14 @@ def measure_memory(server, payloads, connections, pushes, first_seconds=5):
     (wrk runs for a duration, not a number of requests: each step is timed from the rate
     measured so far, and the pushes actually made are reported.)"""
     new_clients = Scenario("memory", "push.lua", "small_*.json", fresh=True)
-    steps = [("after the scrape", server.rss_mib())]
+    steps = [("after the scrape", memory_text(server))]
     per_step = pushes / MEMORY_STEPS
     pushed, seconds_spent, seconds = 0, 0.0, first_seconds
     while pushed < pushes:
         result = wrk(server, new_clients, payloads, seconds, connections)
         pushed += int(result["requests"])
         seconds_spent += seconds
-        steps.append((f"after {pushed:,} pushes", server.rss_mib()))
+        steps.append((f"after {pushed:,} pushes", memory_text(server)))
         rate = pushed / seconds_spent
         seconds = max(1, round(min(per_step, pushes - pushed) / rate))
     return steps
@@ -366,21 +383,24 @@ def main():
             ]
             print(f"| {scenario.name} | " + " | ".join(cells) + " |", flush=True)
 
-        print("\nworker RSS (MiB), SQLite (FULL), pushes from a new client each:")
-        print(f"  floor after the scrape: {fmt_rss(floor.worker_rss_mib())}")
-        for when, rss in measure_memory(
+        print(
+            "\nmemory (MiB: each worker's RSS; PSS of master and workers together), SQLite (FULL),"
+        )
+        print("pushes from a new client each:")
+        print(f"  floor after the scrape: {memory_text(floor)}")
+        for when, memory in measure_memory(
             servers["SQLite (FULL)"], payloads, args.connections, args.memory_pushes
         ):
-            print(f"  {when}: {fmt_rss(rss)}", flush=True)
+            print(f"  {when}: {memory}", flush=True)
         status = requests.get(servers["SQLite (FULL)"].url + "/-/status", timeout=30).json()
         print(f"  database size then: {status['database']['size_bytes'] / 2**20:.1f} MiB")
         if go_binary:
-            print(f"\n{GO}'s process RSS (MiB), pushes from a new client each:")
+            print(f"\n{GO}'s process (MiB), pushes from a new client each:")
             # It takes pushes an order of magnitude faster: a shorter first step.
-            for when, rss in measure_memory(
+            for when, memory in measure_memory(
                 servers[GO], payloads, args.connections, args.memory_pushes, first_seconds=1
             ):
-                print(f"  {when}: {fmt_rss(rss)}", flush=True)
+                print(f"  {when}: {memory}", flush=True)
     finally:
         for server in servers.values():
             server.stop()
@@ -391,6 +411,10 @@ def main():
 
 def fmt_rss(sizes):
     return " / ".join(f"{size:.1f}" for size in sizes)
+
+
+def memory_text(server):
+    return f"RSS {fmt_rss(server.rss_mib())}; PSS of all its processes {server.pss_mib():.1f}"
 
 
 if __name__ == "__main__":
