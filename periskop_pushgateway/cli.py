@@ -66,7 +66,8 @@ def main():
     default=DEFAULT_THREADS,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Threads per worker; pushes waiting together in a worker share one commit.",
+    help="Threads per worker; above 1, gunicorn's gthread workers, whose pushes waiting "
+    "together share one commit.",
 )
 @click.option(
     "--timeout",

@@ -5,9 +5,11 @@ import multiprocessing
 
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
-# Threads per worker: pushes of one worker waiting at the same moment share one SQLite
-# commit and its fsync (group_commit.py), and clients keep their connections (keep-alive).
-DEFAULT_THREADS = 4
+# Threads per worker. One (gunicorn's sync workers) is the fastest on the machines measured:
+# pushes are CPU work under Python's GIL, and threads of one worker only take turns at it. More
+# (gunicorn's gthread workers) keep clients' connections open and let the pushes a worker's
+# threads hold at the same moment share one SQLite commit (group_commit.py).
+DEFAULT_THREADS = 1
 
 # The client as nginx saw it (X-Forwarded-For), then gunicorn's peer, the worker that answered,
 # and how long the request took in milliseconds: enough to find a slow or failing pusher, or a
@@ -30,11 +32,9 @@ def gunicorn_settings(
     return {
         "bind": list(bind),
         "workers": workers or default_workers(),
-        # Threaded workers: the pushes a worker's threads hold at the same moment are
-        # committed together, one fsync for all (group commit), and a client's connection
-        # stays open between its requests. nginx in front buffers slow clients, so a thread
-        # is only ever busy with a complete request.
-        "worker_class": "gthread",
+        # nginx in front buffers slow clients, so a worker (or a thread) is only ever busy
+        # with a complete request, and a push is one short SQLite transaction.
+        "worker_class": "gthread" if threads > 1 else "sync",
         "threads": threads,
         "timeout": timeout,
         # On SIGTERM or SIGHUP a worker finishes the request it holds (at most `timeout`

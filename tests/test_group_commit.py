@@ -3,9 +3,14 @@ and its fsync; each is answered only after that commit, and one that fails leave
 whole and changes nothing itself."""
 
 import contextlib
+import json
+import re
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from sqlalchemy import text
 
 from periskop_pushgateway.config import load_config
@@ -13,6 +18,7 @@ from periskop_pushgateway.db import create_engines
 from periskop_pushgateway.group_commit import MAX_BATCH, GroupCommit
 
 from .helpers import aggregate, counts, post, push_body, scrape
+from .servers import gunicorn_on_new_database
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -171,3 +177,27 @@ def test_a_workers_threads_pushing_at_once_count_exactly(make_app):
     expected = {f"k{key}": 8 * max(n + 1 for n in range(25) if n % 5 == key) for key in range(5)}
     assert counts(scrape(app.test_client(), "jobs")) == expected
     assert max(committed) > 1
+
+
+def test_gthread_workers_share_commits_and_count_exactly(tmp_path):
+    """`--threads` above 1: gunicorn's gthread workers, pushed to by many clients at once."""
+    command = [
+        sys.executable, "-m", "gunicorn", "wsgi:app", "--workers", "2", "--threads", "4",
+        "--bind", "127.0.0.1:{port}",
+    ]  # fmt: skip
+    with gunicorn_on_new_database(tmp_path, command=command) as server:
+
+        def pusher(index):
+            with requests.Session() as session:  # keep-alive, as gthread allows
+                for n in range(30):
+                    body = push_body(aggregate("k", n + 1), target_uuid=f"client-{index}")
+                    response = session.post(f"{server.url}/errors", data=json.dumps(body))
+                    assert response.status_code == 200
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(pusher, range(16)))
+        assert counts(requests.get(f"{server.url}/-/errors", timeout=10).json()) == {"k": 16 * 30}
+        metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+        shared = re.search(r'writes_per_commit_bucket\{le="1.0"\} (\S+)', metrics).group(1)
+        total = re.search(r"writes_per_commit_count (\S+)", metrics).group(1)
+        assert float(shared) < float(total)  # some commits held more than one push

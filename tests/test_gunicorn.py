@@ -130,7 +130,7 @@ def test_serve_without_options_listens_on_port_7878_with_the_default_settings():
     defaults = {
         "bind": ("0.0.0.0:7878",),
         "workers": default_workers(),
-        "threads": 4,
+        "threads": 1,
         "timeout": 30,
     }
     assert context.params == defaults
