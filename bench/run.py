@@ -108,11 +108,7 @@ class Server:
         return [int(pid) for pid in children.read_text().split()]
 
     def worker_rss_mib(self):
-        sizes = []
-        for pid in self.worker_pids():
-            status = Path(f"/proc/{pid}/status").read_text()
-            sizes.append(int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024)
-        return sorted(sizes)
+        return sorted(rss_mib(pid) for pid in self.worker_pids())
 
     rss_mib = worker_rss_mib
 
@@ -122,13 +118,7 @@ class Server:
         return sum(pss_mib(pid) for pid in [self.process.pid, *self.worker_pids()])
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
+        stop(self.process, self.log)
 
 
 class GoServer:
@@ -163,21 +153,30 @@ class GoServer:
         self.start()
 
     def rss_mib(self):
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return [int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024]
+        return [rss_mib(self.process.pid)]
 
     def pss_mib(self):
         return pss_mib(self.process.pid)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        stop(self.process, self.log)
+
+
+def stop(process, log):
+    """SIGTERM, then SIGKILL to the whole session after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    log.close()
+
+
+def rss_mib(pid):
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
 def pss_mib(pid):
