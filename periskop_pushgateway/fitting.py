@@ -1,4 +1,5 @@
-"""Fitting one occurrence into MAX_OCCURRENCE_BYTES of exported JSON.
+"""Fitting one occurrence into MAX_OCCURRENCE_BYTES of exported JSON, and the visible markers
+every cut leaves (schemas.py cuts single texts, traces and cause chains with the same ones).
 
 Every text of an occurrence is already cut to MAX_TEXT_LENGTH, but an occurrence holds many
 texts (a thousand stack trace lines, thirty-two causes, any number of headers), so only a
@@ -14,6 +15,25 @@ from .render import occurrence_json
 
 # Who cut: every marker names it, so nobody mistakes a cut for the client's own text.
 CUT_BY = "periskop-pushgateway"
+
+
+def cut_text(text, limit):
+    """text cut to its first `limit` characters, with a marker saying how many went."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… [{len(text) - limit} more characters cut by {CUT_BY}]"
+
+
+def lines_cut(count):
+    """The line that stands for `count` lines cut from the middle of a stack trace."""
+    return f"… [{count} lines cut by {CUT_BY}]"
+
+
+def message_cause(message):
+    """A cause holding only a message: a marker in place of causes cut, or a cause a client
+    sent as a plain string."""
+    return {"class": None, "message": message, "stacktrace": None, "cause": None}
+
 
 # The smallest bound accepted: room for an occurrence's fixed fields (uuid, timestamp,
 # severity) and the markers, once every text has been cut.
@@ -73,12 +93,7 @@ def _cut_causes(error, http_context, excess):
         cause = cause.get("cause")
     if not depth:
         return False
-    error["cause"] = {
-        "class": None,
-        "message": f"[{depth} causes cut by {CUT_BY}]",
-        "stacktrace": None,
-        "cause": None,
-    }
+    error["cause"] = message_cause(f"[{depth} causes cut by {CUT_BY}]")
     return True
 
 
@@ -98,7 +113,7 @@ def _cut_stacktrace(error, http_context, excess):
         else:
             start -= 1
             freed += len(orjson.dumps(lines[start])) + 1
-    error["stacktrace"] = [*lines[:start], f"… [{end - start} lines cut by {CUT_BY}]", *lines[end:]]
+    error["stacktrace"] = [*lines[:start], lines_cut(end - start), *lines[end:]]
     return True
 
 
@@ -137,7 +152,7 @@ def _cut_to_bytes(text, excess):
             low = middle
         else:
             high = middle - 1
-    return f"{text[:low]}… [{len(text) - low} more characters cut by {CUT_BY}]"
+    return cut_text(text, low)
 
 
 # Whole fields first, least useful for finding the error first; the text cut is repeated.

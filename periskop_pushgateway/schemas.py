@@ -20,7 +20,7 @@ import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from .fastload import compile_loader
-from .fitting import CUT_BY
+from .fitting import CUT_BY, cut_text, lines_cut, message_cause
 from .normalize import OCCURRENCE_NAMESPACE, normalize_push
 from .timestamps import GO_ZERO_TIME_NS, now_ns, parse_rfc3339_ns
 
@@ -53,12 +53,6 @@ class Limits:
     @classmethod
     def from_config(cls, config):
         return cls(**{f.name: config[f"MAX_{f.name.upper()}"] for f in dataclass_fields(cls)})
-
-
-def cut_text(text, limit):
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… [{len(text) - limit} more characters cut by {CUT_BY}]"
 
 
 class Text(fields.Field):
@@ -185,8 +179,11 @@ class StackTrace(fields.Field):
         if len(value) > self.max_lines:
             head = self.max_lines // 2
             tail = self.max_lines - head - 1
-            marker = f"… [{len(value) - head - tail} lines cut by {CUT_BY}]"
-            value = [*value[:head], marker, *value[len(value) - tail :]]
+            value = [
+                *value[:head],
+                lines_cut(len(value) - head - tail),
+                *value[len(value) - tail :],
+            ]
         return value
 
 
@@ -272,11 +269,11 @@ class CauseChain(fields.Field):
         while value is not None:
             if len(path) == self.max_depth:
                 loaded, value = (
-                    _cause(f"[{_chain_length(value)} more causes cut by {CUT_BY}]"),
+                    message_cause(f"[{_chain_length(value)} more causes cut by {CUT_BY}]"),
                     None,
                 )
             elif type(value) is str:
-                loaded, value = _cause(cut_text(value, self.text_limit)), None
+                loaded, value = message_cause(cut_text(value, self.text_limit)), None
             elif type(value) is dict:
                 try:
                     loaded = self.load_error_fields(value)
@@ -290,10 +287,6 @@ class CauseChain(fields.Field):
             parent = loaded
             path.append("cause")
         return head.get("cause")
-
-
-def _cause(message):
-    return {"class": None, "message": message, "stacktrace": None}
 
 
 def _chain_length(value):
