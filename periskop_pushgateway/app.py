@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .auth import credentials_from_config, install_auth
+from .auth import admin_api_off, credentials_from_config, install_auth
 from .config import load_config, retired_settings
 from .db import create_engines
 from .errors import register_error_handlers
@@ -74,7 +74,7 @@ def create_app(config_overrides=None):
     install_auth(
         app,
         credentials_from_config(config),
-        config["ADMIN_OPEN"],
+        admin_api_off(config),
         failures_per_minute=config["AUTH_FAILURES_PER_MINUTE"],
     )
     register_error_handlers(app)

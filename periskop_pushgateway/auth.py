@@ -98,12 +98,16 @@ ADMIN_OFF = (
 )
 
 
-def install_auth(app, credentials, admin_open=False, failures_per_minute=10):
+def admin_api_off(config):
+    """Whether the admin API answers 403: it has no credentials and was not opened."""
+    return not config["ADMIN_USERNAME"] and not config["ADMIN_OPEN"]
+
+
+def install_auth(app, credentials, admin_off=False, failures_per_minute=10):
     """Ask each blueprint's role for its credentials, where configured; the admin API is
-    refused (403) while it has none, unless admin_open. An address whose credentials failed
+    refused (403) when admin_off (admin_api_off). An address whose credentials failed
     failures_per_minute times within a minute gets 429 for anything but credentials accepted
     before, so that guessing costs this worker no more hash checks."""
-    admin_off = "ADMIN" not in credentials and not admin_open
     if not credentials and not admin_off:
         return
     failures = FailedCredentials(failures_per_minute, window_seconds=60)

@@ -20,7 +20,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields, validate
 
 from . import __version__
-from .auth import ROLE_OF_BLUEPRINT
+from .auth import ROLE_OF_BLUEPRINT, admin_api_off
 from .planning import PushSummary
 from .schemas import (
     MAX_COUNT,
@@ -478,11 +478,7 @@ def build_openapi(app):
 
 def _switched_off(app, blueprint):
     """The admin API answers 403 without credentials unless it is opened (auth.py)."""
-    return (
-        ROLE_OF_BLUEPRINT.get(blueprint) == "ADMIN"
-        and not _configured(app, "ADMIN")
-        and not app.config.get("ADMIN_OPEN")
-    )
+    return ROLE_OF_BLUEPRINT.get(blueprint) == "ADMIN" and admin_api_off(app.config)
 
 
 def _configured(app, role):
