@@ -47,19 +47,6 @@ def insert(name):
     return apply
 
 
-class Batches:
-    """What each commit held, and a way to hold the leader's write until others wait."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.sizes = []
-
-    @contextlib.contextmanager
-    def transaction(self):
-        with self.engine.begin() as connection:
-            yield connection
-
-
 def run_in_threads(group_commit, applies):
     results, errors = {}, {}
 
@@ -100,8 +87,8 @@ def held_leader(group_commit, waiting):
 
 
 def test_writes_waiting_together_share_one_commit_and_a_failing_one_changes_nothing(engine):
-    batches = Batches(engine)
-    group_commit = GroupCommit(batches.transaction, batches.sizes.append)
+    sizes = []  # writes held by each commit
+    group_commit = GroupCommit(engine.begin, sizes.append)
     release_leader = held_leader(group_commit, 4)
 
     def fails(connection):
@@ -117,7 +104,7 @@ def test_writes_waiting_together_share_one_commit_and_a_failing_one_changes_noth
     assert isinstance(errors[1], ValueError)
     assert written(engine) == {"leader", "a", "b", "c"}
     # The leader's own commit, then the four that waited meanwhile, together.
-    assert batches.sizes == [1, 4]
+    assert sizes == [1, 4]
 
 
 def test_a_commit_that_fails_fails_every_write_it_held(engine):
@@ -139,8 +126,8 @@ def test_a_commit_that_fails_fails_every_write_it_held(engine):
 
 
 def test_more_writes_than_a_batch_holds_are_all_led_to_their_commit(engine):
-    batches = Batches(engine)
-    group_commit = GroupCommit(batches.transaction, batches.sizes.append)
+    sizes = []  # writes held by each commit
+    group_commit = GroupCommit(engine.begin, sizes.append)
     release_leader = held_leader(group_commit, 3 * MAX_BATCH)
     names = [f"w{n}" for n in range(3 * MAX_BATCH)]
     threads, results, errors = run_in_threads(group_commit, [insert(n) for n in names])
@@ -149,7 +136,7 @@ def test_more_writes_than_a_batch_holds_are_all_led_to_their_commit(engine):
         thread.join(10)
     assert not errors and sorted(results.values()) == sorted(names)
     assert written(engine) == {"leader", *names}
-    assert batches.sizes == [1, MAX_BATCH, MAX_BATCH, MAX_BATCH]
+    assert sizes == [1, MAX_BATCH, MAX_BATCH, MAX_BATCH]
 
 
 def test_a_workers_threads_pushing_at_once_count_exactly(make_app):
