@@ -4,6 +4,7 @@ import uuid
 
 import orjson
 
+from .config import SETTINGS
 from .fitting import fitted_occurrence
 
 DEFAULT_SEVERITY = "error"
@@ -12,8 +13,9 @@ DEFAULT_SEVERITY = "error"
 OCCURRENCE_NAMESPACE = uuid.UUID("9a4b8d36-5f3e-4b63-9f0e-0d3c5e1c7a21")
 
 
-# Bytes of one stored occurrence's JSON (PERISKOP_PUSHGATEWAY_MAX_OCCURRENCE_BYTES).
-DEFAULT_MAX_OCCURRENCE_BYTES = 65536
+# Bytes of one stored occurrence's JSON, for pushes not loaded under the configured limits
+# (the gateway's own reports): the setting's default.
+DEFAULT_MAX_OCCURRENCE_BYTES = SETTINGS["MAX_OCCURRENCE_BYTES"][0]
 
 
 def normalize_push(
