@@ -65,19 +65,21 @@ _GROUP_TOUCH_NS = 60 * 10**9
 
 @dataclass(frozen=True)
 class StoreSettings:
-    occurrences_per_key: int = 10
+    """The store's share of the settings (config.py holds their defaults)."""
+
+    occurrences_per_key: int
     # New keys past this many exported ones in a group are not stored.
-    max_keys_per_group: int = 5000
+    max_keys_per_group: int
     # Aggregates unchanged for this long leave the export (0: never).
-    retention_ns: int = 7 * 86400 * 10**9
+    retention_ns: int
     # Per-process counters a group keeps; the least recently pushed are evicted beyond it.
-    max_counters_per_group: int = 100_000
+    max_counters_per_group: int
     # Groups besides the default one; a push that would create one more is refused.
-    max_groups: int = 1000
+    max_groups: int
     # Bytes of rendered exports each worker keeps.
-    export_cache_bytes: int = 64 * 1024 * 1024
+    export_cache_bytes: int
     # Bytes of occurrences a group stores; the oldest stored go beyond it.
-    max_occurrence_bytes_per_group: int = 32 * 1024 * 1024
+    max_occurrence_bytes_per_group: int
 
     @classmethod
     def from_config(cls, config):
@@ -93,11 +95,11 @@ class StoreSettings:
 
 
 class Store:
-    def __init__(self, engine, write_engine, settings=None, clock=now_ns):
+    def __init__(self, engine, write_engine, settings, clock=now_ns):
         self.engine = engine
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
-        self.settings = settings or StoreSettings()
+        self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
         # A worker renders a group's export again only after a push changed it.
