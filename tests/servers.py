@@ -1,5 +1,6 @@
 """Real gunicorn processes serving the gateway, for end-to-end tests."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ import requests
 from .conftest import new_database_url
 
 REPO = Path(__file__).resolve().parent.parent
+# A graceful stop of the tests' gunicorn ends within this long unless a worker missed it.
+_WORKERS_HEARD_S = 5
 
 
 def free_port():
@@ -70,10 +73,20 @@ class Gunicorn:
         raise RuntimeError("gunicorn did not become healthy in time")
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        """Graceful stop: gunicorn finishes the requests in flight, then exits."""
+        """Graceful stop: gunicorn finishes the requests in flight, then exits.
+
+        A worker forked just before the master passes the signal on misses it: until it has
+        its own handlers, it runs the master's, which only queue the signal. gunicorn would
+        kill it after its graceful timeout (30 s); it is sent the signal again instead."""
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(timeout)
+            try:
+                self.process.wait(_WORKERS_HEARD_S)
+            except subprocess.TimeoutExpired:
+                for pid in self.worker_pids():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, sig)
+                self.process.wait(timeout)
 
     def kill(self):
         """kill -9 the master and every worker at once, as a crash would."""
