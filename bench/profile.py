@@ -69,7 +69,7 @@ def main():
         # wrk runs a second longer on each side, so that only the steady load is sampled.
         load = threading.Thread(
             target=lambda: result.update(
-                wrk(server.url, scenario, payloads, args.seconds + 2, args.connections)
+                wrk(server, scenario, payloads, args.seconds + 2, args.connections)
             )
         )
         load.start()
