@@ -1,6 +1,7 @@
-"""The push bodies this worker accepted lately, with what they loaded to, so that a body
-pushed again (a process pushing its unchanged state once more, the steady load of a push
-gateway) is neither validated again nor made to wait for the write lock; and the highest
+"""The push bodies this worker accepted lately, with what they loaded to (but for the text of
+each occurrence, which only a write needs), so that a body pushed again (a process pushing its
+unchanged state once more, the steady load of a push gateway) is neither validated again nor
+made to wait for the write lock; and the highest
 counts processes pushed lately, so that a push arriving after a later state of its process
 is not made to wait for the write lock either."""
 
@@ -43,7 +44,7 @@ class RecentPushes:
         return hasher.digest()
 
     def get(self, digest):
-        """The push this body loaded to, or None."""
+        """The push this body loaded to, without its occurrences' "body" texts, or None."""
         entry = self._pushes.get(digest)
         return entry[0] if entry else None
 
@@ -79,8 +80,26 @@ class RecentPushes:
             previous = self._pushes.pop(digest, None)
             if previous:
                 self._body_bytes -= previous[1]
-            self._pushes[digest] = (push, body_size)
+            self._pushes[digest] = (previous[0] if previous else _without_texts(push), body_size)
             self._body_bytes += body_size
             while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
                 _, (_, size) = self._pushes.popitem(last=False)
                 self._body_bytes -= size
+
+
+def _without_texts(push):
+    """The push with each occurrence's exported JSON left out: most of a loaded push's size,
+    and needed only to write it, when the body is loaded again anyway."""
+    return {
+        **push,
+        "aggregates": [
+            {
+                **aggregate,
+                "occurrences": [
+                    {name: value for name, value in occurrence.items() if name != "body"}
+                    for occurrence in aggregate["occurrences"]
+                ],
+            }
+            for aggregate in push["aggregates"]
+        ],
+    }

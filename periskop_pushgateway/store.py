@@ -143,46 +143,18 @@ class Store:
         """Apply one normalized push (normalize.normalize_push) to a group, atomically.
 
         capped=False stores new keys past the group's maximum (the gateway's own reports).
-        likely_unchanged=True: the push probably changes nothing (the same body was pushed
-        lately, or its counts are no higher than this process's last ones), which a read
-        transaction finds out without waiting for the write lock.
+        likely_unchanged=True: the push probably changes nothing (its counts are no higher
+        than this process's last ones), which unchanged_summary finds out first.
         """
-        now = self.clock()
-        process = process_id(push["target_uuid"])
-        keys = list(
-            dict.fromkeys(
-                key_digest(aggregate["aggregation_key"]) for aggregate in push["aggregates"]
-            )
-        )
-        per_key = self.settings.occurrences_per_key
-
-        def over_cap(connection, group_id):
-            return self._keys_over_cap(connection, group_id) if capped else None
-
-        def summary_if_unchanged(connection):
-            rows = connection.execute(
-                GROUP_AND_STATE_OF_KEYS, {"name": group_name, "process": process, "keys": keys}
-            ).all()
-            if not rows or now - (rows[0].last_push_ns or 0) > _GROUP_TOUCH_NS:
-                return None
-            group_id = rows[0].group_id
-            states, summary = plan_push(push, rows, now, per_key, over_cap(connection, group_id))
-            if any(state.changed for state in states.values()):
-                return None
-            if process is not None and any(counter_rows(process, group_id, states, now)):
-                return None
-            return summary
-
-        # A push that changes nothing (the same state pushed again, or one that arrived after
-        # a later state of its process) is found out in a read transaction, which takes no
-        # write lock: such pushes do not queue behind writes. Any other push goes straight to
-        # the write transaction, which finds out the same. An anonymous push with a count
-        # adds it, so it always writes.
-        adds_counts = process is None and any(a["total_count"] for a in push["aggregates"])
-        if likely_unchanged and not adds_counts:
-            summary = self.read_snapshot(summary_if_unchanged)
+        if likely_unchanged:
+            summary = self.unchanged_summary(group_name, push, capped)
             if summary is not None:
                 return summary
+        now = self.clock()
+        process = process_id(push["target_uuid"])
+        keys = _key_digests(push)
+        per_key = self.settings.occurrences_per_key
+        over_cap = self._keys_over_cap if capped else lambda _connection, _group_id: None
 
         def apply(connection):
             group_id, last_push_ns, occurrence_bytes = _lock_group(
@@ -217,6 +189,37 @@ class Store:
             return summary
 
         return self.run_write(apply)
+
+    def unchanged_summary(self, group_name, push, capped=True):
+        """The summary of a push that changes nothing (the same state pushed again, or one
+        that arrived after a later state of its process), found in a read transaction that
+        takes no write lock, so such pushes do not queue behind writes; None when the push
+        would change something (or adds counts: an anonymous push with a count always does).
+        Occurrences need no "body" here: nothing is written."""
+        process = process_id(push["target_uuid"])
+        if process is None and any(a["total_count"] for a in push["aggregates"]):
+            return None
+        now = self.clock()
+        keys = _key_digests(push)
+
+        def summary_if_unchanged(connection):
+            rows = connection.execute(
+                GROUP_AND_STATE_OF_KEYS, {"name": group_name, "process": process, "keys": keys}
+            ).all()
+            if not rows or now - (rows[0].last_push_ns or 0) > _GROUP_TOUCH_NS:
+                return None
+            group_id = rows[0].group_id
+            keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
+            states, summary = plan_push(
+                push, rows, now, self.settings.occurrences_per_key, keys_to_drop
+            )
+            if any(state.changed for state in states.values()):
+                return None
+            if process is not None and any(counter_rows(process, group_id, states, now)):
+                return None
+            return summary
+
+        return self.read_snapshot(summary_if_unchanged)
 
     def _keys_over_cap(self, connection, group_id):
         """keys_to_drop for plan_push: the new keys past the group's maximum of keys."""
@@ -382,6 +385,11 @@ def _encode(body, encoding):
 
 def _is_transient(error):
     return getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
+
+
+def _key_digests(push):
+    """The digests of a push's keys, each once, in the push's order."""
+    return list(dict.fromkeys(key_digest(a["aggregation_key"]) for a in push["aggregates"]))
 
 
 def _lock_group(connection, name, now, max_groups):

@@ -46,7 +46,11 @@ def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
 
-    assert recent.get(RecentPushes.digest("batch", identified_body.encode()))["target_uuid"] == "p"
+    remembered = recent.get(RecentPushes.digest("batch", identified_body.encode()))
+    assert remembered["target_uuid"] == "p"
+    # What it loaded to, but for the occurrences' exported text: only a write needs that.
+    [[stored]] = [a["occurrences"] for a in remembered["aggregates"]]
+    assert "body" not in stored and stored["body_bytes"] > 0
     assert recent.get(RecentPushes.digest("", identified_body.encode())) is None
     assert recent.get(RecentPushes.digest("batch", anonymous_body.encode())) is None
     assert recent.get(RecentPushes.digest("batch", rejected_body.encode())) is None
@@ -82,6 +86,9 @@ def test_a_body_pushed_again_is_counted_as_loading_it_anew_would(client):
     assert client.delete("/-/errors").status_code == 200
     assert post(client, body).get_json()["count_increase"] == 3
     assert counts(scrape(client)) == {"k": 3}
+    # Stored whole: the body was loaded again for the write.
+    [exported] = scrape(client)["aggregated_errors"]
+    assert [o["error"]["message"] for o in exported["latest_errors"]] == ["boom"]
 
 
 def test_a_body_pushed_again_with_a_key_past_the_cap_stores_it_once_there_is_room(make_app):

@@ -44,18 +44,25 @@ def push(group=DEFAULT_GROUP):
             current_app.config["BODY_READ_TIMEOUT_SECONDS"],
         )
         digest = RecentPushes.digest(group, body)
-        loaded = gateway.recent_pushes.get(digest)
-        repeated = loaded is not None
-        if not repeated:
+        # The same bytes pushed again: most likely the same state, which changes nothing and
+        # is found out without loading the body again or waiting for the write lock.
+        pushed = gateway.recent_pushes.get(digest)
+        summary = None
+        if pushed is not None:
+            summary = gateway.store.unchanged_summary(group, pushed)
+        if summary is None:
             try:
                 with one_at_a_time(len(body) > LARGE_BODY_BYTES):
-                    loaded = gateway.load_push(parse_push_document(body))
+                    pushed = gateway.load_push(parse_push_document(body))
             except ValidationError as error:
                 raise InvalidPush(error.messages) from None
-        # A body pushed again, or one whose counts this worker has seen exceeded already (a
-        # push that arrived out of order), probably changes nothing: tried without the lock.
-        likely_unchanged = repeated or gateway.recent_pushes.counts_seen_already(group, loaded)
-        summary = gateway.store.ingest(group, loaded, likely_unchanged=likely_unchanged)
+            # A push whose counts this worker has seen exceeded already (one that arrived out
+            # of order) probably changes nothing too: tried without the lock first.
+            summary = gateway.store.ingest(
+                group,
+                pushed,
+                likely_unchanged=gateway.recent_pushes.counts_seen_already(group, pushed),
+            )
     except PushRejected as rejection:
         metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
         report_rejection(gateway, request, group, rejection)
@@ -63,8 +70,8 @@ def push(group=DEFAULT_GROUP):
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
-    gateway.recent_pushes.add(digest, loaded, len(body))
-    gateway.recent_pushes.note_counts(group, loaded)
+    gateway.recent_pushes.add(digest, pushed, len(body))
+    gateway.recent_pushes.note_counts(group, pushed)
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
@@ -77,9 +84,9 @@ def push(group=DEFAULT_GROUP):
         " new_occurrences=%d count_increase=%d dropped_keys=%d stale_keys=%d duration_ms=%.1f",
         request.remote_addr,
         group or "-",
-        loaded["target_uuid"] or "-",
+        pushed["target_uuid"] or "-",
         summary.aggregates,
-        sum(len(aggregate["occurrences"]) for aggregate in loaded["aggregates"]),
+        sum(len(aggregate["occurrences"]) for aggregate in pushed["aggregates"]),
         summary.new_occurrences,
         summary.count_increase,
         summary.dropped_keys,
