@@ -11,6 +11,7 @@ from .auth import admin_api_off, credentials_from_config, install_auth
 from .config import load_config, retired_settings
 from .db import create_engines
 from .errors import register_error_handlers
+from .export_files import ExportFiles
 from .maintenance import Maintenance
 from .migrate import check_database_current, upgrade_database
 from .recent import RecentPushes
@@ -55,7 +56,9 @@ def create_app(config_overrides=None):
     # Connections opened for the migration are not handed to forked workers.
     engine.dispose()
     scrubber = Scrubber.from_config(config)
-    store = Store(engine, write_engine, StoreSettings.from_config(config))
+    store = Store(
+        engine, write_engine, StoreSettings.from_config(config), ExportFiles.from_config(config)
+    )
     app.extensions["periskop_pushgateway"] = Gateway(
         store=store,
         maintenance=Maintenance(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),

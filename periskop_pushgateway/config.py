@@ -89,8 +89,14 @@ SETTINGS = {
     "EXPORT_CACHE_BYTES": (
         64 * 1024 * 1024,
         _positive_integer,
-        "Bytes of rendered exports each worker keeps for scrapes of unchanged groups; the "
-        "least recently scraped are dropped beyond it.",
+        "Bytes of rendered exports kept as files for scrapes of unchanged groups; the "
+        "least recently scraped are removed beyond it.",
+    ),
+    "EXPORT_CACHE_DIR": (
+        "",
+        _text,
+        "Directory of the rendered exports the workers share, emptied at start; empty: a new "
+        "temporary directory, removed at exit.",
     ),
     "PRUNE_INTERVAL_SECONDS": (
         60,

@@ -129,7 +129,7 @@ UPDATE_COUNTER = (
     .values(highest_total=bindparam("_highest"), pushed_ns=bindparam("_now"))
 )
 GROUP_BY_NAME = select(
-    groups.c.id, groups.c.target_uuid, groups.c.revision, groups.c.last_push_ns
+    groups.c.id, groups.c.target_uuid, groups.c.created_ns, groups.c.revision, groups.c.last_push_ns
 ).where(groups.c.name == bindparam("name"))
 # One statement, so that even under READ COMMITTED (PostgreSQL) an export is one snapshot.
 EXPORTED = (

@@ -14,7 +14,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from . import metrics
 from .db import database_size, snapshot_options, write_lock_for
 from .errors import TooManyGroups
-from .export_cache import ExportCache
 from .group_commit import GroupCommit
 from .heavy import one_at_a_time
 from .models import aggregates, groups, occurrences, process_counters
@@ -76,8 +75,6 @@ class StoreSettings:
     max_counters_per_group: int
     # Groups besides the default one; a push that would create one more is refused.
     max_groups: int
-    # Bytes of rendered exports each worker keeps.
-    export_cache_bytes: int
     # Bytes of occurrences a group stores; the oldest stored go beyond it.
     max_occurrence_bytes_per_group: int
 
@@ -88,22 +85,21 @@ class StoreSettings:
             max_keys_per_group=config["MAX_KEYS_PER_GROUP"],
             retention_ns=config["RETENTION_SECONDS"] * 10**9,
             max_counters_per_group=config["MAX_COUNTERS_PER_GROUP"],
-            export_cache_bytes=config["EXPORT_CACHE_BYTES"],
             max_groups=config["MAX_GROUPS"],
             max_occurrence_bytes_per_group=config["MAX_OCCURRENCE_BYTES_PER_GROUP"],
         )
 
 
 class Store:
-    def __init__(self, engine, write_engine, settings, clock=now_ns):
+    def __init__(self, engine, write_engine, settings, exports, clock=now_ns):
         self.engine = engine
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
-        # A worker renders a group's export again only after a push changed it.
-        self.exports = ExportCache(self.settings.export_cache_bytes)
+        # A group's export is rendered again only after a push changed it (ExportFiles).
+        self.exports = exports
         # SQLite takes one writer at a time: the writes of this worker's threads waiting at
         # the same moment share a transaction and its fsync. PostgreSQL writes concurrently.
         self._group_commit = None
@@ -230,30 +226,37 @@ class Store:
         return lambda states: keys_over_cap(states, exported_keys, self.settings.max_keys_per_group)
 
     def export(self, group_name, encoding=None):
-        """The group's export body (bytes), read in one snapshot; encoding "gzip" compresses
-        it, once per change of the group in each worker."""
+        """The group's export, read in one snapshot: bytes, or an open binary file holding them
+        (export_files.py). encoding "gzip" compresses it, once per change of the group."""
         with self.engine.connect() as connection, connection.begin():
             group = connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
             if group is None:
                 body = render_export(str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name)), [])
                 return _encode(body, encoding)
-            version = (group.id, group.revision)
-            cached = self.exports.get(group_name, version, encoding)
-            if cached is not None:
-                return cached
-            body = self.exports.get(group_name, version)
-            if body is None:
-                with one_at_a_time():
-                    # Another thread may have rendered it while this one waited.
-                    body = self.exports.get(group_name, version)
-                    if body is None:
-                        body = _render(connection, group)
-                        self.exports.put(group_name, version, body)
+            # The creation time tells a group apart from an earlier one that had its id.
+            version = (group.id, group.created_ns, group.revision)
+            kept = self.exports.open(group_name, version, encoding)
+            if kept is not None:
+                return kept
+            body = self._plain_export(connection, group_name, group, version)
         if encoding is None:
             return body
         encoded = _encode(body, encoding)
         self.exports.put(group_name, version, encoded, encoding)
         return encoded
+
+    def _plain_export(self, connection, group_name, group, version):
+        kept = self.exports.open(group_name, version)
+        if kept is None:
+            with one_at_a_time():
+                # Another thread may have rendered it while this one waited.
+                kept = self.exports.open(group_name, version)
+                if kept is None:
+                    body = _render(connection, group)
+                    self.exports.put(group_name, version, body)
+                    return body
+        with kept:
+            return kept.read()
 
     def resolve(self, group_name, aggregation_key):
         """Take one error out of the export; its count is kept, so if it comes back the

@@ -1,5 +1,5 @@
 """A scrape that accepts gzip (the Periskop server's Go client does, by default) gets the export
-compressed, once per change of the group in each worker; any other gets it plain."""
+compressed, once per change of the group; any other gets it plain."""
 
 import gzip
 import json
@@ -47,19 +47,20 @@ def test_the_compressed_export_is_made_once_per_change_of_the_group(app, client)
     fill(client)
     gzip_scrape = {"Accept-Encoding": "gzip"}
     first = client.get("/services/jobs/-/errors", headers=gzip_scrape).data
-    [(version, cached)] = [
-        entry for (group, encoding), entry in store.exports._bodies.items() if encoding == "gzip"
-    ]
-    assert cached == first
-    # Served from what was kept: the very same bytes object, not compressed again.
-    assert store.export("jobs", "gzip") is cached
+    [kept] = store.exports.directory.glob("*.json.gz")
+    assert kept.read_bytes() == first
+    # Served from the file kept: not compressed again.
+    with store.export("jobs", "gzip") as served:
+        assert served.name == str(kept) and served.read() == first
     post(client, push_body(aggregate("Error0", 5)), group="jobs")
     changed = client.get("/services/jobs/-/errors", headers=gzip_scrape).data
-    assert changed != first
-    assert store.export("jobs", "gzip") is not cached
+    assert (
+        changed != first and gzip.decompress(changed) == client.get("/services/jobs/-/errors").data
+    )
+    assert not kept.exists()  # the version it held is gone
 
 
-def test_the_cache_bound_counts_both_forms(make_app):
+def test_the_bound_counts_both_forms(make_app):
     app = make_app(EXPORT_CACHE_BYTES=150_000)
     client = app.test_client()
     store = app.extensions["periskop_pushgateway"].store
@@ -67,9 +68,9 @@ def test_the_cache_bound_counts_both_forms(make_app):
         message = os.urandom(30_000).hex()  # compresses to about half: both forms weigh
         post(client, push_body(aggregate("k", 1, [occurrence(message)])), group=f"g{n}")
         client.get(f"/services/g{n}/-/errors", headers={"Accept-Encoding": "gzip"})
-        kept = store.exports._bodies.values()
-        assert store.exports.size == sum(len(body) for _version, body in kept) <= 150_000
-    assert {encoding for _group, encoding in store.exports._bodies} == {None, "gzip"}
+        assert store.exports.size() <= 150_000
+    suffixes = {path.name.split(".", 4)[-1] for path in store.exports.directory.iterdir()}
+    assert suffixes == {"json", "json.gz"}
 
 
 def test_gunicorn_serves_gzip_to_a_client_that_asks(tmp_path):

@@ -1,6 +1,9 @@
 """GET /-/errors and GET /services/<name>/-/errors: what the Periskop server scrapes."""
 
+import os
+
 from flask import Blueprint, Response, request
+from werkzeug.wsgi import wrap_file
 
 from . import DEFAULT_GROUP, current_store
 
@@ -15,7 +18,15 @@ def export(group=DEFAULT_GROUP):
     # The Periskop server's HTTP client (Go's) asks for gzip: a scrape of a large group then
     # sends a fraction of the bytes, compressed once per change of the group.
     encoding = "gzip" if request.accept_encodings["gzip"] else None
-    response = Response(current_store().export(group, encoding), mimetype="application/json")
+    body = current_store().export(group, encoding)
+    if isinstance(body, bytes):
+        response = Response(body, mimetype="application/json")
+    else:
+        # A kept export: gunicorn hands the file to the kernel (sendfile).
+        response = Response(
+            wrap_file(request.environ, body), mimetype="application/json", direct_passthrough=True
+        )
+        response.content_length = os.fstat(body.fileno()).st_size
     if encoding:
         response.headers["Content-Encoding"] = encoding
     response.vary.add("Accept-Encoding")

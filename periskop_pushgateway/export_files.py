@@ -1,0 +1,128 @@
+"""Rendered exports kept as files in one directory that a gateway's workers share, so that a
+scrape of an unchanged group only sends a file: the kernel copies it to the socket (sendfile),
+it never sits in a worker's memory, and each change of a group is rendered and compressed once
+for all workers, not once in each. At most a number of bytes of them, the least recently
+scraped removed first; each form of an export (plain, gzip) is a file of its own.
+
+A file's name holds the group's version (id, creation time, revision): a file is only ever
+read for the very version it was rendered from. When the directory cannot be written (a full
+disk), scrapes are still answered, rendered each time, and the failure is logged.
+"""
+
+import atexit
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_SUFFIXES = {None: "json", "gzip": "json.gz"}
+_WRITING = ".writing-"  # a file being written: never read, removed when left by a crash
+
+
+class ExportFiles:
+    def __init__(self, directory, max_bytes):
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+
+    @classmethod
+    def from_config(cls, config):
+        """In the directory EXPORT_CACHE_DIR names, emptied (its files may be of another
+        database's groups), or in a new temporary one removed when this process exits."""
+        configured = config["EXPORT_CACHE_DIR"]
+        if configured:
+            directory = Path(configured)
+            directory.mkdir(parents=True, exist_ok=True)
+            for stale in directory.iterdir():
+                stale.unlink(missing_ok=True)
+        else:
+            directory = Path(tempfile.mkdtemp(prefix="periskop-pushgateway-exports-"))
+            creator = os.getpid()
+            # Forked workers run the exit handlers too: only the process that made it removes it.
+            atexit.register(
+                lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)
+            )
+        return cls(directory, config["EXPORT_CACHE_BYTES"])
+
+    def open(self, group_name, version, encoding=None):
+        """The export of this version of the group in this encoding as an open binary file,
+        or None when none is kept."""
+        try:
+            file = open(self._path(group_name, version, encoding), "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            return None
+        try:
+            os.utime(file.fileno())  # scraped now: the least recently scraped go first
+        except OSError:
+            pass  # only the order of removal suffers
+        return file
+
+    def put(self, group_name, version, body, encoding=None):
+        """Keep body as the export of this version of the group in this encoding."""
+        if len(body) > self.max_bytes:
+            return  # larger than all of it: rendered for every scrape
+        path = self._path(group_name, version, encoding)
+        try:
+            descriptor, writing = tempfile.mkstemp(dir=self.directory, prefix=_WRITING)
+            try:
+                with os.fdopen(descriptor, "wb") as file:
+                    file.write(body)
+                # Atomic: a reader opens the whole file or none.
+                os.replace(writing, path)
+            except BaseException:
+                os.unlink(writing)
+                raise
+            self._remove_all_but(path)
+        except OSError as error:
+            log.warning("export of group %r not kept in %s: %s", group_name, self.directory, error)
+
+    def size(self):
+        """Bytes of the exports kept."""
+        return sum(size for _path, size, _used in self._files())
+
+    def _path(self, group_name, version, encoding):
+        group = hashlib.blake2b(group_name.encode(), digest_size=12).hexdigest()
+        return self.directory / f"{group}.{'.'.join(map(str, version))}.{_SUFFIXES[encoding]}"
+
+    def _files(self):
+        """(path, size, last used) of every export kept."""
+        files = []
+        for entry in os.scandir(self.directory):
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:
+                continue  # removed by another worker meanwhile
+            files.append((Path(entry.path), stat.st_size, stat.st_mtime_ns))
+        return files
+
+    def _remove_all_but(self, kept):
+        """Remove the other versions of kept's group in its encoding, then the least recently
+        scraped exports while all of them weigh more than max_bytes."""
+        group, _version, suffix = _parts(kept.name)
+        total, others = 0, []
+        for path, size, used in self._files():
+            parts = _parts(path.name)
+            if parts is None:
+                continue  # being written by another worker, or not an export
+            if path != kept and parts[::2] == (group, suffix):
+                path.unlink(missing_ok=True)
+                continue
+            total += size
+            if path != kept:
+                others.append((used, size, path))
+        for _used, size, path in sorted(others):
+            if total <= self.max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            total -= size
+
+
+def _parts(name):
+    """(group digest, version, suffix) of an export file's name, or None for another name."""
+    if name.startswith(_WRITING) or name.count(".") < 4:
+        return None
+    group, id_, created, revision, suffix = name.split(".", 4)
+    return group, (id_, created, revision), suffix
