@@ -7,7 +7,7 @@ to export exactly what was pushed.
 
 import re
 import time
-from datetime import date
+from datetime import date, datetime, timedelta
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
@@ -15,6 +15,8 @@ _RFC3339 = re.compile(
 )
 
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_EPOCH = datetime(1970, 1, 1)
+_SECOND = timedelta(seconds=1)
 
 # Go marshals an unset time.Time as this instant; it means "no timestamp".
 GO_ZERO_TIME_NS = -62135596800 * 10**9
@@ -22,6 +24,31 @@ GO_ZERO_TIME_NS = -62135596800 * 10**9
 
 def parse_rfc3339_ns(text):
     """Return nanoseconds since the epoch, or None when text is not RFC 3339."""
+    # What clients send (UTC, "Z") is read by datetime's C parser, about three times as
+    # fast; anything else (an offset, a leap second) by the general path.
+    if (
+        len(text) >= 20
+        and text[-1] in "Zz"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[10] in "Tt "
+        and text[13] == ":"
+        and text[16] == ":"
+        and text.isascii()
+    ):
+        fraction = text[20:-1]
+        if (text[19] == "." and 0 < len(fraction) <= 9 and fraction.isdigit()) or len(text) == 20:
+            try:
+                utc = datetime.fromisoformat(text[:19])
+            except ValueError:
+                return _parse_general(text)
+            return (utc - _EPOCH) // _SECOND * 10**9 + (
+                int(fraction.ljust(9, "0")) if fraction else 0
+            )
+    return _parse_general(text)
+
+
+def _parse_general(text):
     match = _RFC3339.match(text)
     if match is None:
         return None
@@ -52,11 +79,9 @@ def parse_rfc3339_ns(text):
 def format_rfc3339_ns(ns):
     """Format like Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
     seconds, nanos = divmod(ns, 10**9)
-    t = time.gmtime(seconds)
-    text = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}"
-    text += f"T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
     if nanos:
-        text += "." + f"{nanos:09d}".rstrip("0")
+        return f"{text}.{nanos:09d}".rstrip("0") + "Z"
     return text + "Z"
 
 
