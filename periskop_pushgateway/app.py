@@ -18,7 +18,16 @@ from .recent import RecentPushes
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
-from .views import AggregationKeyConverter, GroupNameConverter, admin, export, health, openapi, push
+from .views import (
+    AggregationKeyConverter,
+    GroupNameConverter,
+    admin,
+    export,
+    health,
+    openapi,
+    probes,
+    push,
+)
 from .views import metrics as metrics_view
 
 log = logging.getLogger(__name__)
@@ -72,7 +81,7 @@ def create_app(config_overrides=None):
 
     app.url_map.converters["group"] = GroupNameConverter
     app.url_map.converters["key"] = AggregationKeyConverter
-    for view in (push, export, health, admin, metrics_view, openapi):
+    for view in (push, export, health, probes, admin, metrics_view, openapi):
         app.register_blueprint(view.blueprint)
     install_auth(
         app,

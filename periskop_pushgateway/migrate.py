@@ -1,5 +1,6 @@
 """Bringing the database schema up to date with the Alembic migrations in migrations/."""
 
+import functools
 import importlib.resources
 import logging
 from pathlib import Path
@@ -49,6 +50,8 @@ def upgrade_database(engine):
     return after
 
 
+# Read once: the migrations this process was started with are the schema its code needs.
+@functools.cache
 def head_revision():
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
@@ -59,11 +62,20 @@ class DatabaseNotCurrent(RuntimeError):
 
 def check_database_current(engine):
     """Refuse to start on a schema this version does not know, with what to do about it."""
-    with engine.connect() as connection:
+    problem = schema_problem(engine)
+    if problem:
+        raise DatabaseNotCurrent(
+            f"{problem}: run `periskop-pushgateway upgrade-db` "
+            "(or set PERISKOP_PUSHGATEWAY_AUTO_MIGRATE=true)"
+        )
+
+
+def schema_problem(engine):
+    """None when the database holds the schema this version needs, else what differs.
+    Raises SQLAlchemy's errors when the database does not answer."""
+    with engine.connect() as connection, connection.begin():
         current = MigrationContext.configure(connection).get_current_revision()
     head = head_revision()
     if current != head:
-        raise DatabaseNotCurrent(
-            f"the database schema is at {current or 'nothing'}, this gateway needs {head}: "
-            "run `periskop-pushgateway upgrade-db` (or set PERISKOP_PUSHGATEWAY_AUTO_MIGRATE=true)"
-        )
+        return f"the database schema is at {current or 'nothing'}, this gateway needs {head}"
+    return None

@@ -302,6 +302,23 @@ def _operations(app, push_schema):
             summary="OK while the database answers",
             responses={200: ("OK", _text()), 503: ("The database does not answer.", _text())},
         ),
+        "probes.healthy": Operation(
+            summary="Liveness: the process answers",
+            description="Asks nothing of the database. Open whatever credentials are set.",
+            responses={200: ("OK", _text())},
+            uses_database=False,
+        ),
+        "probes.ready": Operation(
+            summary="Readiness: the database answers and its schema is current",
+            description="Open whatever credentials are set.",
+            responses={
+                200: ("OK", _text()),
+                503: (
+                    "The database does not answer, or its schema is not this version's.",
+                    _text(),
+                ),
+            },
+        ),
         "admin.resolve": Operation(
             summary="Resolve one error",
             description=(
