@@ -108,12 +108,48 @@ class StoredDataCollector:
         stored.add_metric(["hidden"], sum(row.stored for row in rows) - exported)
         yield groups
         yield stored
+        yield from _per_group(rows)
         if size is not None:
             database = GaugeMetricFamily(
                 "periskop_pushgateway_database_size_bytes", "Size of the database."
             )
             database.add_metric([], size)
             yield database
+
+
+def _per_group(rows):
+    """Gauges per group, labelled with its name ("" for the default group: groups are bounded
+    by MAX_GROUPS, and so is the label set). A job that stops pushing shows as a last push
+    time that no longer moves (push times are kept to within a minute, store.py)."""
+    last_push = GaugeMetricFamily(
+        "periskop_pushgateway_last_push_timestamp_seconds",
+        "When a push to the group was last accepted, in seconds since the epoch (to within a "
+        "minute).",
+        labels=["group"],
+    )
+    last_rejected = GaugeMetricFamily(
+        "periskop_pushgateway_last_rejected_push_timestamp_seconds",
+        "When a push to the group was last rejected (4xx), in seconds since the epoch.",
+        labels=["group"],
+    )
+    keys = GaugeMetricFamily(
+        "periskop_pushgateway_exported_keys",
+        "Aggregation keys the group exports.",
+        labels=["group"],
+    )
+    errors = GaugeMetricFamily(
+        "periskop_pushgateway_exported_errors",
+        "The sum of the total_count the group exports.",
+        labels=["group"],
+    )
+    for row in rows:
+        if row.last_push_ns is not None:
+            last_push.add_metric([row.name], row.last_push_ns / 1e9)
+        if row.last_rejected_ns is not None:
+            last_rejected.add_metric([row.name], row.last_rejected_ns / 1e9)
+        keys.add_metric([row.name], row.exported)
+        errors.add_metric([row.name], row.exported_count)
+    yield from (last_push, last_rejected, keys, errors)
 
 
 def render_metrics(store):

@@ -35,7 +35,10 @@ groups = Table(
     # Bumped by every push; lets a worker tell whether its rendered export is still current.
     Column("revision", BigInteger, nullable=False, default=0),
     Column("created_ns", BigInteger, nullable=False),
+    # When a client's push was last accepted (to within store._GROUP_TOUCH_NS) and last
+    # rejected (4xx for the push itself); the gateway's own reports are neither.
     Column("last_push_ns", BigInteger, nullable=True),
+    Column("last_rejected_ns", BigInteger, nullable=True),
     # Bytes of all the group's stored occurrences (their body_bytes), kept by every write that
     # adds or deletes occurrences, so that a push checks MAX_OCCURRENCE_BYTES_PER_GROUP cheaply.
     Column("occurrence_bytes", BigInteger, nullable=False, server_default="0"),

@@ -80,3 +80,7 @@ def report_rejection(gateway, request, group, rejection):
     }
     message = f"push to {where} rejected with {rejection.code}: {rejection.description}"
     report(gateway.store, class_name, message, http_context=context)
+    try:
+        gateway.store.note_rejected_push(group)
+    except SQLAlchemyError as error:
+        log.warning("could not record when a push to %s was rejected: %s", where, error)

@@ -23,6 +23,11 @@ NAMED_GROUPS = select(func.count()).select_from(groups).where(groups.c.name != "
 TOUCH_GROUP = (
     update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
 )
+NOTE_REJECTED_PUSH = (
+    update(groups)
+    .where(groups.c.name == bindparam("group_name"))
+    .values(last_rejected_ns=bindparam("now"))
+)
 # A new revision tells every worker that its rendered export of this group is stale.
 BUMP_GROUP = (
     update(groups)

@@ -8,7 +8,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Float, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import metrics
@@ -33,6 +33,7 @@ from .statements import (
     INSERT_GROUP,
     INSERT_OCCURRENCES,
     NAMED_GROUPS,
+    NOTE_REJECTED_PUSH,
     OLDEST_OCCURRENCES,
     STATE_OF_KEYS,
     TOUCH_GROUP,
@@ -138,7 +139,8 @@ class Store:
     def ingest(self, group_name, push, capped=True, likely_unchanged=False):
         """Apply one normalized push (normalize.normalize_push) to a group, atomically.
 
-        capped=False stores new keys past the group's maximum (the gateway's own reports).
+        capped=False is for the gateway's own reports: it stores new keys past the group's
+        maximum, and is no client's push, so the group's last push time stays.
         likely_unchanged=True: the push probably changes nothing (its counts are no higher
         than this process's last ones), which unchanged_summary finds out first.
         """
@@ -154,7 +156,7 @@ class Store:
 
         def apply(connection):
             group_id, last_push_ns, occurrence_bytes = _lock_group(
-                connection, group_name, now, self.settings.max_groups
+                connection, group_name, now, self.settings.max_groups, pushed=capped
             )
             stored_rows = ()
             if keys:
@@ -174,11 +176,12 @@ class Store:
                     occurrence_bytes,
                     self.settings.max_occurrence_bytes_per_group,
                 )
+                pushed_ns = now if capped else last_push_ns
                 connection.execute(
                     BUMP_GROUP,
-                    {"group_id": group_id, "now": now, "occurrence_bytes": occurrence_bytes},
+                    {"group_id": group_id, "now": pushed_ns, "occurrence_bytes": occurrence_bytes},
                 )
-            elif now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
+            elif capped and now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
                 connection.execute(TOUCH_GROUP, {"group_id": group_id, "now": now})
             if process is not None:
                 _save_counters(connection, process, group_id, states, now)
@@ -258,6 +261,16 @@ class Store:
         with kept:
             return kept.read()
 
+    def note_rejected_push(self, group_name):
+        """Record that a push to this group was just rejected, if the group exists (a
+        rejected push creates no group)."""
+        now = self.clock()
+        self.run_write(
+            lambda connection: connection.execute(
+                NOTE_REJECTED_PUSH, {"group_name": group_name, "now": now}
+            )
+        )
+
     def resolve(self, group_name, aggregation_key):
         """Take one error out of the export; its count is kept, so if it comes back the
         Periskop server sees it continue. Returns False when no such error is exported."""
@@ -324,13 +337,19 @@ class Store:
                 return read(connection)
 
     def status(self):
-        """Groups with their key counts and last push, and the database's size."""
+        """Groups with their key counts, the sum of their exported counts, their last
+        accepted and rejected push, and the database's size."""
         with self.engine.connect() as connection, connection.begin():
             keys = (
                 select(
                     aggregates.c.group_id,
                     func.count().label("stored"),
                     func.count().filter(aggregates.c.hidden.is_(False)).label("exported"),
+                    # As a float, as Prometheus shows it: SQLite's integer sum() fails past
+                    # 2^63, which 5,000 counts of up to 2^53 can pass.
+                    func.sum(cast(aggregates.c.total_count, Float))
+                    .filter(aggregates.c.hidden.is_(False))
+                    .label("exported_count"),
                 )
                 .group_by(aggregates.c.group_id)
                 .subquery()
@@ -340,7 +359,9 @@ class Store:
                     groups.c.name,
                     groups.c.target_uuid,
                     groups.c.last_push_ns,
+                    groups.c.last_rejected_ns,
                     func.coalesce(keys.c.exported, 0).label("exported"),
+                    func.coalesce(keys.c.exported_count, 0).label("exported_count"),
                     func.coalesce(keys.c.stored, 0).label("stored"),
                 )
                 .select_from(groups.outerjoin(keys, keys.c.group_id == groups.c.id))
@@ -395,9 +416,10 @@ def _key_digests(push):
     return list(dict.fromkeys(key_digest(a["aggregation_key"]) for a in push["aggregates"]))
 
 
-def _lock_group(connection, name, now, max_groups):
+def _lock_group(connection, name, now, max_groups, pushed=True):
     """Create the group if needed and lock its row until the transaction ends; returns its id
-    and when it was last pushed to. Raises TooManyGroups rather than create one past
+    and when it was last pushed to (never, for a group made by the gateway's own report:
+    pushed=False). Raises TooManyGroups rather than create one past
     max_groups (the default group is always there to be made: it holds the gateway's own
     reports). Instances creating groups at the same moment may each pass the count: the
     bound is max_groups plus the number of instances, less one."""
@@ -419,7 +441,7 @@ def _lock_group(connection, name, now, max_groups):
                     "target_uuid": str(uuid.uuid4()),
                     "revision": 0,
                     "created_ns": now,
-                    "last_push_ns": now,
+                    "last_push_ns": now if pushed else None,
                 },
             )
     except IntegrityError:
