@@ -195,6 +195,25 @@ SETTINGS = {
         "More request header names (comma-separated) whose pushed values are replaced by "
         "[Filtered], beside Authorization, Cookie, Set-Cookie, Proxy-Authorization, X-Api-Key.",
     ),
+    "SCRUB_FIELDS": (
+        "",
+        _text,
+        "More field names (comma-separated) whose values in a pushed request URL's query "
+        "string and in a JSON or form-encoded request body are replaced by [Filtered]; a field "
+        "is filtered when its name contains one, case-insensitively.",
+    ),
+    "SCRUB_DEFAULT_FIELDS": (
+        True,
+        _boolean,
+        "Filter the fields Sentry filters by default (names containing password, secret, "
+        "token, auth, session, api_key, ...) in pushed request URLs and bodies.",
+    ),
+    "SCRUB_CARD_NUMBERS": (
+        True,
+        _boolean,
+        "Replace numbers that look like payment cards (13 to 19 digits passing the Luhn check) "
+        "in pushed messages, request URLs and bodies by [Filtered].",
+    ),
     "DROP_REQUEST_BODY": (False, _boolean, "Store no pushed request bodies at all."),
     "SQLITE_WAL_LIMIT_BYTES": (
         64 * 1024 * 1024,

@@ -26,7 +26,8 @@ def normalize_push(
     Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
     "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body", "body_bytes"}]}]}, where
     body is the occurrence's exported JSON, cut to at most max_occurrence_bytes (fitting.py),
-    and body_bytes its size in UTF-8. scrub, when given, cleans each http_context (scrub.py).
+    and body_bytes its size in UTF-8. scrub, when given, cleans each occurrence in place
+    (scrub.py).
     """
     target_uuid = push["target_uuid"] or None
     aggregates = []
@@ -62,7 +63,7 @@ def _normalize_occurrences(
     seen_content = {}
     for occurrence in latest_errors:
         if scrub is not None:
-            occurrence["http_context"] = scrub(occurrence["http_context"])
+            scrub(occurrence)
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
         if occurrence_uuid is None:

@@ -367,6 +367,8 @@ def build_push_loader(limits, scrubber):
     load = compile_loader(build_push_schema(limits))
 
     def load_push(document):
-        return normalize_push(load(document), now_ns(), scrubber.scrub, limits.occurrence_bytes)
+        return normalize_push(
+            load(document), now_ns(), scrubber.scrub_occurrence, limits.occurrence_bytes
+        )
 
     return load_push

@@ -1,4 +1,9 @@
-"""Secrets in pushed request headers never reach the database, nor Periskop."""
+"""Secrets in pushed occurrences never reach the database, nor Periskop: sensitive request
+headers, fields with secret names in the URL and body (secret_fields.py), and payment card
+numbers in messages, URL and body (card_numbers.py)."""
+
+from .card_numbers import mask_card_numbers
+from .secret_fields import DEFAULT_SECRET_NAMES, DEFAULT_SECRET_SUBSTRINGS, SecretFields
 
 DEFAULT_SENSITIVE_HEADERS = (
     "Authorization",
@@ -45,18 +50,38 @@ def is_reported(name):
     return header_key(name) in REPORTED_HEADERS
 
 
+def _names(setting):
+    return [name.strip() for name in setting.split(",") if name.strip()]
+
+
 class Scrubber:
-    def __init__(self, extra_headers=(), drop_request_body=False):
+    def __init__(
+        self,
+        extra_headers=(),
+        drop_request_body=False,
+        extra_fields=(),
+        default_fields=True,
+        card_numbers=True,
+    ):
         self._sensitive = frozenset(
             header_key(name) for name in (*DEFAULT_SENSITIVE_HEADERS, *extra_headers)
         )
         self.drop_request_body = drop_request_body
         self._verdicts = {}
+        substrings = (*(DEFAULT_SECRET_SUBSTRINGS if default_fields else ()), *extra_fields)
+        names = DEFAULT_SECRET_NAMES if default_fields else ()
+        self.fields = SecretFields(substrings, names, FILTERED)
+        self.card_numbers = card_numbers
 
     @classmethod
     def from_config(cls, config):
-        extra = [name.strip() for name in config["SCRUB_HEADERS"].split(",") if name.strip()]
-        return cls(extra, config["DROP_REQUEST_BODY"])
+        return cls(
+            _names(config["SCRUB_HEADERS"]),
+            config["DROP_REQUEST_BODY"],
+            _names(config["SCRUB_FIELDS"]),
+            config["SCRUB_DEFAULT_FIELDS"],
+            config["SCRUB_CARD_NUMBERS"],
+        )
 
     def is_sensitive(self, name):
         verdict = self._verdicts.get(name)
@@ -66,9 +91,21 @@ class Scrubber:
                 self._verdicts[name] = verdict
         return verdict
 
+    def scrub_occurrence(self, occurrence):
+        """Scrub a loaded occurrence in place: its http_context, and card numbers in the
+        messages of its error and causes."""
+        occurrence["http_context"] = self.scrub(occurrence["http_context"])
+        if self.card_numbers:
+            error = occurrence["error"]
+            while error is not None:
+                error["message"] = mask_card_numbers(error["message"], FILTERED)
+                error = error["cause"]
+        return occurrence
+
     def scrub(self, http_context):
-        """A pushed http_context with sensitive header values replaced by [Filtered], and
-        without its body when so configured."""
+        """A pushed http_context with sensitive header values replaced by [Filtered], as are
+        secret fields of its URL and body and card numbers in them; without its body when so
+        configured."""
         if http_context is None:
             return None
         headers = http_context["request_headers"]
@@ -79,4 +116,11 @@ class Scrubber:
             }
         if self.drop_request_body:
             http_context["request_body"] = None
+        url = self.fields.scrub_url(http_context["request_url"])
+        body = self.fields.scrub_body(http_context["request_body"])
+        if self.card_numbers:
+            url = mask_card_numbers(url, FILTERED)
+            body = mask_card_numbers(body, FILTERED)
+        http_context["request_url"] = url
+        http_context["request_body"] = body
         return http_context

@@ -7,7 +7,7 @@ import pytest
 from .helpers import aggregate, by_key, occurrence, post, push_body, scrape
 
 
-def push_headers(client, headers, body="password=hunter2"):
+def push_headers(client, headers, body="q=monthly+report"):
     context = {
         "request_method": "POST",
         "request_url": "http://app/login",
@@ -73,4 +73,4 @@ def test_more_headers_can_be_named_and_bodies_dropped(make_app):
 
 
 def test_request_bodies_are_kept_by_default(client):
-    assert push_headers(client, {})["request_body"] == "password=hunter2"
+    assert push_headers(client, {})["request_body"] == "q=monthly+report"
