@@ -5,6 +5,9 @@ import sys
 
 import click
 from gunicorn.app.base import BaseApplication
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
 from . import __version__
@@ -19,6 +22,8 @@ from .gunicorn_settings import (
 )
 from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
 from .migrate import upgrade_database
+from .models import groups
+from .periskop_config import DEFAULT_SERVICE_NAME, periskop_services
 
 
 class GatewayServer(BaseApplication):
@@ -111,3 +116,51 @@ def prune():
 
     pruned = create_app().extensions["periskop_pushgateway"].maintenance.run()
     click.echo(" ".join(f"{name}={count}" for name, count in pruned.items()))
+
+
+@main.command("periskop-config")
+@click.option(
+    "--address",
+    required=True,
+    help="HOST:PORT the Periskop server scrapes: the load balancer's, not each instance's.",
+)
+@click.option(
+    "--refresh-interval", default="30s", show_default=True, help="How often Periskop scrapes."
+)
+@click.option(
+    "--default-name",
+    default=DEFAULT_SERVICE_NAME,
+    show_default=True,
+    help="The Periskop service name of the default group (the ungrouped endpoints).",
+)
+def periskop_config(address, refresh_interval, default_name):
+    """Print the Periskop server's `services:` entries: the default group and every group in
+    the database, each scraped at its own export."""
+    try:
+        text = periskop_services(address, refresh_interval, _group_names(), default_name)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(
+        f"# Periskop server services for periskop-pushgateway at {address}, one per group; "
+        "paste under the Periskop config's `services:`, or use as it is.",
+    )
+    click.echo(text, nl=False)
+
+
+def _group_names():
+    """The names of the groups in the configured database, read without changing it."""
+    config = load_config()
+    url = make_url(config["DATABASE_URL"])
+    # Connecting would create an empty SQLite file: a mistyped path is said so instead.
+    if url.get_backend_name() == "sqlite" and not os.path.exists(url.database or ""):
+        raise click.ClickException(
+            f"no database at {url.database} (PERISKOP_PUSHGATEWAY_DATABASE_URL)"
+        )
+    engine, _write_engine = create_engines(config)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(groups.c.name)).scalars().all()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"cannot read the gateway's groups: {error}") from None
+    finally:
+        engine.dispose()
