@@ -12,6 +12,7 @@ from .config import load_config, retired_settings
 from .db import create_engines
 from .errors import register_error_handlers
 from .export_files import ExportFiles
+from .log_format import formatter
 from .maintenance import Maintenance
 from .migrate import check_database_current, upgrade_database
 from .recent import RecentPushes
@@ -48,7 +49,7 @@ class Gateway:
 def create_app(config_overrides=None):
     """Build the gateway from PERISKOP_PUSHGATEWAY_* settings (overrides win, for tests)."""
     config = load_config(overrides=config_overrides)
-    _configure_logging(config["LOG_LEVEL"])
+    _configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     for variable, why in retired_settings():
         log.warning("%s is set but no longer used: %s", variable, why)
 
@@ -93,10 +94,11 @@ def create_app(config_overrides=None):
     return app
 
 
-def _configure_logging(level):
+def _configure_logging(level, log_format):
     logger = logging.getLogger("periskop_pushgateway")
     logger.setLevel(level.upper())
+    # Under gunicorn with JSON logs, the root logger has gunicorn's JSON handler already.
     if not logger.handlers and not logging.getLogger().handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(formatter(log_format))
         logger.addHandler(handler)

@@ -35,6 +35,13 @@ def _occurrence_bytes(value):
     return number
 
 
+def _log_format(value):
+    lowered = value.strip().lower()
+    if lowered not in ("text", "json"):
+        raise ValueError(f"expected text or json, got {value!r}")
+    return lowered
+
+
 def _boolean(value):
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -226,6 +233,12 @@ SETTINGS = {
         "How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.",
     ),
     "LOG_LEVEL": ("INFO", _text, "Level of the gateway's own log lines."),
+    "LOG_FORMAT": (
+        "text",
+        _log_format,
+        "text, or json: one JSON object per line, for the gateway's own lines and for "
+        "gunicorn's access and error logs.",
+    ),
 }
 
 
@@ -242,6 +255,12 @@ def retired_settings(environ=None):
     return [
         (ENV_PREFIX + name, why) for name, why in RETIRED.items() if ENV_PREFIX + name in environ
     ]
+
+
+def setting(name, environ=None):
+    """One setting, parsed from the environment (or its default)."""
+    environ = os.environ if environ is None else environ
+    return load_config({ENV_PREFIX + name: environ.get(ENV_PREFIX + name, "")})[name]
 
 
 def load_config(environ=None, overrides=None):

@@ -4,6 +4,9 @@ the repository's gunicorn.conf.py both take them from here."""
 import gc
 import multiprocessing
 
+from .config import setting
+from .log_format import gunicorn_logconfig
+
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
 # Threads per worker. One (gunicorn's sync workers) is the fastest on the machines measured:
@@ -30,7 +33,7 @@ def gunicorn_settings(
     bind=(DEFAULT_BIND,), workers=None, timeout=DEFAULT_TIMEOUT, threads=DEFAULT_THREADS
 ):
     """gunicorn setting name -> value."""
-    return {
+    settings = {
         "bind": list(bind),
         "workers": workers or default_workers(),
         # nginx in front buffers slow clients, so a worker (or a thread) is only ever busy
@@ -57,6 +60,10 @@ def gunicorn_settings(
         "pre_fork": _freeze_objects,
         "child_exit": _worker_exited,
     }
+    logconfig = gunicorn_logconfig(setting("LOG_FORMAT"))
+    if logconfig:
+        settings["logconfig_dict"] = logconfig
+    return settings
 
 
 def _freeze_objects(_arbiter, _worker):

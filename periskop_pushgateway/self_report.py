@@ -8,6 +8,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from .log_format import push_line
 from .normalize import normalize_push
 from .scrub import is_reported
 from .timestamps import now_ns
@@ -63,13 +64,14 @@ def report(store, class_name, message, count=1, http_context=None):
 def report_rejection(gateway, request, group, rejection):
     class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
     where = f"group {group!r}" if group else "the default group"
-    log.warning(
-        "push outcome=rejected from=%s group=%s status=%d reason=%s",
-        request.remote_addr,
-        group or "-",
-        rejection.code,
-        rejection.description,
-    )
+    fields = {
+        "outcome": "rejected",
+        "from": request.remote_addr,
+        "group": group or "-",
+        "status": rejection.code,
+        "reason": rejection.description,
+    }
+    log.warning("%s", push_line(fields), extra=fields)
     context = {
         "request_method": request.method,
         "request_url": request.url,

@@ -12,6 +12,7 @@ from .. import metrics
 from ..body import parse_push_document, read_push_body
 from ..errors import InvalidPush, PushRejected
 from ..heavy import LARGE_BODY_BYTES, one_at_a_time
+from ..log_format import push_line
 from ..recent import RecentPushes
 from ..self_report import report_rejection
 from . import DEFAULT_GROUP, current_gateway
@@ -79,20 +80,20 @@ def push(group=DEFAULT_GROUP):
     metrics.COUNT_INCREASE.inc(summary.count_increase)
     metrics.DROPPED_KEYS.inc(summary.dropped_keys)
     metrics.STALE_KEYS.inc(summary.stale_keys)
-    log.info(
-        "push outcome=accepted from=%s group=%s client=%s aggregates=%d occurrences=%d"
-        " new_occurrences=%d count_increase=%d dropped_keys=%d stale_keys=%d duration_ms=%.1f",
-        request.remote_addr,
-        group or "-",
-        pushed["target_uuid"] or "-",
-        summary.aggregates,
-        sum(len(aggregate["occurrences"]) for aggregate in pushed["aggregates"]),
-        summary.new_occurrences,
-        summary.count_increase,
-        summary.dropped_keys,
-        summary.stale_keys,
-        duration * 1000,
-    )
+    fields = {
+        "outcome": "accepted",
+        "from": request.remote_addr,
+        "group": group or "-",
+        "client": pushed["target_uuid"] or "-",
+        "aggregates": summary.aggregates,
+        "occurrences": sum(len(aggregate["occurrences"]) for aggregate in pushed["aggregates"]),
+        "new_occurrences": summary.new_occurrences,
+        "count_increase": summary.count_increase,
+        "dropped_keys": summary.dropped_keys,
+        "stale_keys": summary.stale_keys,
+        "duration_ms": round(duration * 1000, 1),
+    }
+    log.info("%s", push_line(fields), extra=fields)
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
     gateway.maintenance.after_push()
     return jsonify(dataclasses.asdict(summary))
