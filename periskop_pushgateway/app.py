@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .auth import admin_api_off, credentials_from_config, install_auth
 from .config import load_config, retired_settings
+from .config_check import check_config
 from .db import create_engines
 from .errors import register_error_handlers
 from .export_files import ExportFiles
@@ -49,6 +50,7 @@ class Gateway:
 def create_app(config_overrides=None):
     """Build the gateway from PERISKOP_PUSHGATEWAY_* settings (overrides win, for tests)."""
     config = load_config(overrides=config_overrides)
+    check_config(config)
     _configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     for variable, why in retired_settings():
         log.warning("%s is set but no longer used: %s", variable, why)

@@ -11,7 +11,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
 from . import __version__
-from .config import load_config
+from .config import load_config, retired_settings
+from .config_check import effective_settings, unknown_variables
 from .db import create_engines
 from .gunicorn_settings import (
     DEFAULT_BIND,
@@ -116,6 +117,24 @@ def prune():
 
     pruned = create_app().extensions["periskop_pushgateway"].maintenance.run()
     click.echo(" ".join(f"{name}={count}" for name, count in pruned.items()))
+
+
+@main.command("config")
+def show_config():
+    """Print every setting in force and where it came from (default or environment), secrets
+    as set or unset; exit 1 for a value the gateway would refuse at start."""
+    shown, errors = effective_settings(os.environ)
+    for setting in shown:
+        click.echo(f"{setting.variable}={setting.shown}  # {setting.source}")
+    for variable, why in retired_settings():
+        click.echo(f"warning: {variable} is set but no longer used: {why}", err=True)
+    for variable in unknown_variables(os.environ):
+        click.echo(f"warning: {variable} is no setting of the gateway; it is ignored", err=True)
+    if errors:
+        click.echo("invalid configuration, the gateway would not start:", err=True)
+        for error in errors:
+            click.echo(f"  {error}", err=True)
+        sys.exit(1)
 
 
 @main.command("periskop-config")

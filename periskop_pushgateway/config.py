@@ -1,5 +1,6 @@
 """Settings, each read from a PERISKOP_PUSHGATEWAY_<NAME> environment variable."""
 
+import logging
 import os
 
 from .fitting import MIN_OCCURRENCE_BYTES
@@ -33,6 +34,20 @@ def _occurrence_bytes(value):
             f"and markers), got {value!r}"
         )
     return number
+
+
+def _log_level(value):
+    level = value.strip().upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+    return level
+
+
+def sqlite_synchronous(value):
+    mode = value.strip().upper()
+    if mode not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError(f"expected OFF, NORMAL, FULL or EXTRA, got {value!r}")
+    return mode
 
 
 def _log_format(value):
@@ -155,7 +170,7 @@ SETTINGS = {
     ),
     "SQLITE_SYNCHRONOUS": (
         "FULL",
-        _text,
+        sqlite_synchronous,
         "SQLite `synchronous` pragma: FULL makes every acknowledged push survive power loss.",
     ),
     "PUSH_USERNAME": ("", _text, "Basic auth user name for pushing; empty: no credentials asked."),
@@ -232,7 +247,7 @@ SETTINGS = {
         _count,
         "How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.",
     ),
-    "LOG_LEVEL": ("INFO", _text, "Level of the gateway's own log lines."),
+    "LOG_LEVEL": ("INFO", _log_level, "Level of the gateway's own log lines."),
     "LOG_FORMAT": (
         "text",
         _log_format,
@@ -241,6 +256,9 @@ SETTINGS = {
     ),
 }
 
+
+# Shown as set or unset only (the `config` command).
+SECRET_SETTINGS = frozenset(name for name in SETTINGS if name.endswith("_PASSWORD_HASH"))
 
 # Settings that are no longer read, with what replaced them: the gateway says so at start.
 RETIRED = {

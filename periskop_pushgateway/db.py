@@ -15,22 +15,37 @@ import weakref
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from .config import sqlite_synchronous
 
 
 def is_sqlite(engine):
     return engine.dialect.name == "sqlite"
 
 
-def create_engines(config):
-    """Return (engine, write_engine): the second starts transactions that will write."""
-    url = make_url(config["DATABASE_URL"])
+def database_url(text):
+    """The DATABASE_URL setting as a SQLAlchemy URL; ValueError for one the gateway refuses."""
+    try:
+        url = make_url(text)
+    except ArgumentError:
+        raise ValueError(
+            "PERISKOP_PUSHGATEWAY_DATABASE_URL is not a SQLAlchemy URL "
+            "(dialect://user:password@host/database, or sqlite:///path)"
+        ) from None
     if url.get_backend_name() == "sqlite":
         if url.database in (None, "", ":memory:") or url.query.get("mode") == "memory":
             raise ValueError(
                 "an in-memory SQLite database would lose every push: "
                 "give PERISKOP_PUSHGATEWAY_DATABASE_URL a file, e.g. sqlite:////var/lib/periskop/gateway.db"
             )
+    return url
+
+
+def create_engines(config):
+    """Return (engine, write_engine): the second starts transactions that will write."""
+    url = database_url(config["DATABASE_URL"])
+    if url.get_backend_name() == "sqlite":
         engine = _create_sqlite_engine(url, config)
         write_lock = WriteLock(f"{url.database}.writelock", config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
         write_engine = engine.execution_options(
@@ -53,12 +68,9 @@ def _forget_pool(engine_ref):
 
 def _create_sqlite_engine(url, config):
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
-    synchronous = config["SQLITE_SYNCHRONOUS"].upper()
+    # Parsed again: tests pass settings to create_app as they are.
+    synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
     wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
-    if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise ValueError(
-            f"SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA, not {synchronous}"
-        )
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
     path = os.path.abspath(url.database)
 
