@@ -195,6 +195,13 @@ SETTINGS = {
         "Open the admin API (resolve, wipe, status) without credentials, for a gateway only "
         "trusted hosts reach; without it and without admin credentials, it answers 403.",
     ),
+    "SECRET_KEY": (
+        "",
+        _text,
+        "Key signing the tokens of the pages' admin forms (against cross-site request "
+        "forgery); empty: a random one drawn once and kept in the database, shared by every "
+        "worker and instance.",
+    ),
     "SCRAPE_USERNAME": (
         "",
         _text,
@@ -258,7 +265,9 @@ SETTINGS = {
 
 
 # Shown as set or unset only (the `config` command).
-SECRET_SETTINGS = frozenset(name for name in SETTINGS if name.endswith("_PASSWORD_HASH"))
+SECRET_SETTINGS = frozenset(
+    name for name in SETTINGS if name.endswith("_PASSWORD_HASH") or name == "SECRET_KEY"
+)
 
 # Settings that are no longer read, with what replaced them: the gateway says so at start.
 RETIRED = {

@@ -97,3 +97,12 @@ occurrences = Table(
     UniqueConstraint("aggregate_id", "uuid", name="uq_occurrences_aggregate_uuid"),
     Index("ix_occurrences_aggregate_timestamp", "aggregate_id", "timestamp_ns"),
 )
+
+# Secrets the gateway draws once and keeps, so that every worker and instance shares them:
+# the key signing the pages' form tokens (form_tokens.py).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)

@@ -10,7 +10,7 @@ import pytest
 from werkzeug.security import generate_password_hash
 
 from periskop_pushgateway import create_app
-from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, load_config
+from periskop_pushgateway.config import ENV_PREFIX, SECRET_SETTINGS, SETTINGS, load_config
 
 HASH = generate_password_hash("push-secret")
 
@@ -44,7 +44,7 @@ def test_every_setting_is_shown_with_its_default():
     for name in SETTINGS:
         value, source = settings[ENV_PREFIX + name]
         assert source == "default"
-        if not name.endswith("_PASSWORD_HASH"):
+        if name not in SECRET_SETTINGS:
             assert value.lower() == str(defaults[name]).lower()
 
 
@@ -55,6 +55,7 @@ def test_the_environment_wins_and_secrets_show_only_whether_they_are_set():
         PUSH_PASSWORD_HASH=HASH,
         DATABASE_URL="postgresql+psycopg://gateway:db-secret@db.internal/periskop",
         SCRUB_CARD_NUMBERS="no",
+        SECRET_KEY="form-signing-key",
     )
     assert result.returncode == 0, result.stderr
     settings = shown(result.stdout)
@@ -66,7 +67,9 @@ def test_the_environment_wins_and_secrets_show_only_whether_they_are_set():
         "postgresql+psycopg://gateway:***@db.internal/periskop",
         "environment",
     )
+    assert settings[ENV_PREFIX + "SECRET_KEY"] == ("(set)", "environment")
     assert HASH not in result.stdout and "db-secret" not in result.stdout
+    assert "form-signing-key" not in result.stdout
 
 
 @pytest.mark.parametrize(
