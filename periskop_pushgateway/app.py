@@ -23,10 +23,13 @@ from .store import Store, StoreSettings
 from .views import (
     AggregationKeyConverter,
     GroupNameConverter,
+    KeyDigestConverter,
     admin,
     export,
     health,
     openapi,
+    page_actions,
+    pages,
     probes,
     push,
 )
@@ -84,7 +87,8 @@ def create_app(config_overrides=None):
 
     app.url_map.converters["group"] = GroupNameConverter
     app.url_map.converters["key"] = AggregationKeyConverter
-    for view in (push, export, health, probes, admin, metrics_view, openapi):
+    app.url_map.converters["digest"] = KeyDigestConverter
+    for view in (push, export, health, probes, admin, metrics_view, openapi, pages, page_actions):
         app.register_blueprint(view.blueprint)
     install_auth(
         app,

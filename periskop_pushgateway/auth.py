@@ -31,6 +31,9 @@ ROLE_OF_BLUEPRINT = {
     "health": "SCRAPE",
     "metrics": "SCRAPE",
     "openapi": "SCRAPE",
+    # Reading the pages is like reading the export; their forms act as the admin API does.
+    "pages": "SCRAPE",
+    "page_actions": "ADMIN",
 }
 REALM = "periskop-pushgateway"
 _HASH_METHODS = ("scrypt:", "pbkdf2:")

@@ -13,7 +13,7 @@ import threading
 import time
 import weakref
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import JSON, cast, create_engine, event, text, type_coerce
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -261,3 +261,10 @@ def database_size(connection):
     if connection.dialect.name == "postgresql":
         return connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
     return None
+
+
+def json_text(dialect_name, column, path):
+    """The text at `path` (a tuple of keys) inside a column holding JSON text, or NULL.
+    SQLite's JSON functions read the text as it is; PostgreSQL needs it cast to JSON."""
+    document = cast(column, JSON) if dialect_name == "postgresql" else type_coerce(column, JSON)
+    return document[path].as_string()

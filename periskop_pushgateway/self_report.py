@@ -5,6 +5,7 @@ aggregation key, so a flood of bad pushes grows a count, never the storage.
 """
 
 import logging
+import re
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,6 +25,13 @@ REJECTION_CLASSES = {
     413: "PushTooLarge",
     415: "UnsupportedPushEncoding",
 }
+# Any other rejection (a status without a class above).
+OTHER_REJECTION_CLASS = "RejectedPush"
+_REPORTER = "periskop-pushgateway"
+# The keys under which rejected pushes are reported, for the pages to count them.
+REJECTION_KEYS = tuple(
+    f"{name}@{_REPORTER}" for name in (*REJECTION_CLASSES.values(), OTHER_REJECTION_CLASS)
+)
 _MAX_MESSAGE = 1000
 
 
@@ -33,7 +41,7 @@ def report(store, class_name, message, count=1, http_context=None):
         "target_uuid": None,
         "aggregated_errors": [
             {
-                "aggregation_key": f"{class_name}@periskop-pushgateway",
+                "aggregation_key": f"{class_name}@{_REPORTER}",
                 "total_count": count,
                 "severity": "warning",
                 "created_at": None,
@@ -62,7 +70,7 @@ def report(store, class_name, message, count=1, http_context=None):
 
 
 def report_rejection(gateway, request, group, rejection):
-    class_name = REJECTION_CLASSES.get(rejection.code, "RejectedPush")
+    class_name = REJECTION_CLASSES.get(rejection.code, OTHER_REJECTION_CLASS)
     where = f"group {group!r}" if group else "the default group"
     fields = {
         "outcome": "rejected",
@@ -80,9 +88,28 @@ def report_rejection(gateway, request, group, rejection):
         },
         "request_body": None,
     }
-    message = f"push to {where} rejected with {rejection.code}: {rejection.description}"
+    message = rejection_message(group, rejection.code, rejection.description)
     report(gateway.store, class_name, message, http_context=context)
     try:
         gateway.store.note_rejected_push(group)
     except SQLAlchemyError as error:
         log.warning("could not record when a push to %s was rejected: %s", where, error)
+
+
+def rejection_message(group, code, description):
+    where = f"group {group!r}" if group else "the default group"
+    return f"push to {where} rejected with {code}: {description}"
+
+
+# Group names hold only A-Z a-z 0-9 . _ - (views.GroupNameConverter), so repr() quotes them
+# with ' and escapes nothing.
+_REJECTED_GROUP = re.compile(r"push to (?:group '([A-Za-z0-9._-]+)'|the default group) rejected ")
+
+
+def rejected_group(message):
+    """The group a rejection report's message names ("" for the default group), or None for
+    a message not written by rejection_message."""
+    match = _REJECTED_GROUP.match(message or "")
+    if match is None:
+        return None
+    return match.group(1) or ""

@@ -234,7 +234,7 @@ class Store:
         with self.engine.connect() as connection, connection.begin():
             group = connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
             if group is None:
-                body = render_export(str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name)), [])
+                body = render_export(empty_group_uuid(group_name), [])
                 return _encode(body, encoding)
             # The creation time tells a group apart from an earlier one that had its id.
             version = (group.id, group.created_ns, group.revision)
@@ -369,6 +369,11 @@ class Store:
             ).all()
             size = database_size(connection)
         return rows, size
+
+
+def empty_group_uuid(group_name):
+    """The target_uuid a group nothing was ever pushed to exports."""
+    return str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name))
 
 
 def _render(connection, group):

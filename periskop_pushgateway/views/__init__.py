@@ -18,6 +18,22 @@ class AggregationKeyConverter(BaseConverter):
     part_isolating = False
 
 
+class KeyDigestConverter(BaseConverter):
+    """A key on the pages, by the hex of its 16-byte digest (planning.key_digest): a key of
+    MAX_KEY_LENGTH characters is too long for a request line, its digest never is."""
+
+    regex = r"[0-9a-f]{32}"
+
+    def to_python(self, value):
+        return bytes.fromhex(value)
+
+    def to_url(self, value):
+        return value.hex()
+
+
+# The pages for people (HTML), not part of the API that openapi.json describes.
+PAGE_BLUEPRINTS = ("pages", "page_actions")
+
 # The ungrouped endpoints (/errors, /-/errors) serve the group with this name.
 DEFAULT_GROUP = ""
 
