@@ -167,12 +167,10 @@ def _latest_errors(connection, aggregate_ids):
     """aggregate id -> {"class", "message"} of its newest stored occurrence."""
     if not aggregate_ids:
         return {}
-    dialect = connection.dialect.name
-    newest = (
+    # Ranked by id and time alone: only the newest of each is read as JSON.
+    ranked = (
         select(
-            occurrences.c.aggregate_id,
-            json_text(dialect, occurrences.c.body, _CLASS).label("class_"),
-            json_text(dialect, occurrences.c.body, _MESSAGE).label("message"),
+            occurrences.c.id,
             func.row_number()
             .over(
                 partition_by=occurrences.c.aggregate_id,
@@ -183,8 +181,15 @@ def _latest_errors(connection, aggregate_ids):
         .where(occurrences.c.aggregate_id.in_(aggregate_ids))
         .subquery()
     )
+    dialect = connection.dialect.name
     rows = connection.execute(
-        select(newest.c.aggregate_id, newest.c.class_, newest.c.message).where(newest.c.rank == 1)
+        select(
+            occurrences.c.aggregate_id,
+            json_text(dialect, occurrences.c.body, _CLASS).label("class_"),
+            json_text(dialect, occurrences.c.body, _MESSAGE).label("message"),
+        )
+        .join(ranked, ranked.c.id == occurrences.c.id)
+        .where(ranked.c.rank == 1)
     )
     return {row.aggregate_id: {"class": row.class_, "message": row.message} for row in rows}
 
