@@ -204,6 +204,20 @@ def test_keys_come_a_page_at_a_time(client):
     assert page(client, "/services/big/-/keys?q=Key@00&page=1").select_one(".pager") is None
 
 
+def test_a_full_group_pages_to_its_last_key(client):
+    keys = [f"Key@{number:04d}" for number in range(5000)]  # MAX_KEYS_PER_GROUP
+    for start in range(0, len(keys), 1000):
+        push_keys(client, "full", keys[start : start + 1000])
+    soup = page(client, "/services/full/-/keys")
+    assert len(listed_keys(soup)) == 100
+    assert "5,000 exported keys" in text(soup.select_one(".summary"))
+    last = soup.select_one(".pager a[rel=last]")["href"]
+    assert parse_qs(urlsplit(last).query)["page"] == ["50"]
+    assert len(listed_keys(page(client, last))) == 100
+    assert listed_keys(page(client, "/services/full/-/keys?sort=key&page=50"))[-1] == "Key@4999"
+    page(client, "/services/full/-/keys?page=51", status=404)
+
+
 @pytest.mark.parametrize(
     "query",
     [
@@ -373,6 +387,18 @@ def test_every_page_and_error_sends_the_content_security_policy(make_app):
         assert "frame-ancestors 'none'" in policy
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert client.get("/-/static/pages.css").mimetype == "text/css"
+
+
+def test_reading_the_pages_takes_the_scrape_credentials(make_app):
+    app = make_app(SCRAPE_USERNAME="periskop", SCRAPE_PASSWORD_HASH=generate_password_hash("pw"))
+    client = app.test_client()
+    push_keys(client, "g", ["k"])
+    for path in ("/", "/services/g/-/keys", key_path("k", "g"), "/-/static/pages.css"):
+        response = client.get(path)
+        assert response.status_code == 401
+        assert "Basic" in response.headers["WWW-Authenticate"]
+        assert client.get(path, headers=basic("periskop", "pw")).status_code == 200
+    assert "401 Unauthorized" in text(page(client, "/", status=401).select_one("h1"))
 
 
 # --- admin actions ----------------------------------------------------------------------
