@@ -3,6 +3,7 @@ driven by wrk on this machine, against a floor app under the same gunicorn setti
 
     [BENCH_GO_GATEWAY=path/to/periskop-pushgateway-go] \
     .venv/bin/python bench/run.py [--seconds 10] [--connections 16] [--no-postgresql]
+        [--scenario TEXT] [--memory-pushes N]
 
 Prints one row per scenario: requests/s, p50/p99 latency, and the ratio to the floor's
 requests/s in the same run, then worker memory (RSS) after the scrape and along 100,000 pushes.
@@ -47,6 +48,7 @@ class Scenario:
     payloads: str = ""  # glob of payload files, for pushes
     fresh: bool = False  # a new target_uuid in every push
     gzip: bool = False  # the scrape sends Accept-Encoding: gzip, as the Periskop server does
+    path: str = ""  # GET this page instead of the export (the Go original has no pages)
 
 
 SCENARIOS = [
@@ -57,6 +59,8 @@ SCENARIOS = [
     Scenario("scrape 1,000 keys x 10", "get.lua"),
     # The floor and the Go original answer it plain: their cells are their plain scrape.
     Scenario("scrape 1,000 keys x 10, gzip", "get.lua", gzip=True),
+    # The page a person opens for that group: its first 100 keys by last seen.
+    Scenario("group page, 1,000 keys", "get.lua", path="/-/keys"),
 ]
 # Pushes go to a group of their own, so the scrape reads exactly the 1,000 keys filled in.
 PUSH_PATH = "/services/bench/errors"
@@ -215,7 +219,7 @@ def wrk(server, scenario, payloads, seconds, connections, max_requests=None):
     env = {
         **os.environ,
         "PUSH_PATH": server.push_path,
-        "GET_PATH": server.scrape_path,
+        "GET_PATH": scenario.path or server.scrape_path,
         "FRESH": "1" if scenario.fresh else "0",
         "ACCEPT_ENCODING": "gzip" if scenario.gzip else "",
     }
@@ -297,7 +301,12 @@ def main():
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--postgresql", default=POSTGRESQL_URL, help="server for that column")
     parser.add_argument("--no-postgresql", action="store_true")
-    parser.add_argument("--memory-pushes", type=int, default=100_000)
+    parser.add_argument("--memory-pushes", type=int, default=100_000, help="0: none")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="run only the scenarios whose name holds this text (repeatable)",
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -332,18 +341,22 @@ def main():
         if go_binary:
             servers[GO] = GoServer(go_binary, folder)
         export_bytes = {name: fill(server.url, payloads) for name, server in servers.items()}
+        page_bytes = len(requests.get(servers["SQLite (FULL)"].url + "/-/keys", timeout=60).content)
         floor = Server(
             "floor",
             folder,
             app="floor:app",
-            env={"FLOOR_SCRAPE_BYTES": str(export_bytes["SQLite (FULL)"])},
+            env={
+                "FLOOR_SCRAPE_BYTES": str(export_bytes["SQLite (FULL)"]),
+                "FLOOR_PAGE_BYTES": str(page_bytes),
+            },
         )
         servers = {"floor": floor, **servers}
 
         print(
             f"wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s --timeout {WRK_TIMEOUT}; "
             "gunicorn 2 workers; "
-            f"export {export_bytes['SQLite (FULL)']:,} bytes; "
+            f"export {export_bytes['SQLite (FULL)']:,} bytes, group page {page_bytes:,}; "
             f"PostgreSQL: {'yes' if schema else why_not}"
         )
         if go_binary:
@@ -360,11 +373,18 @@ def main():
         )
         print("| scenario | " + " | ".join(servers) + " |")
         print("|---" * (len(servers) + 1) + "|")
-        for scenario in SCENARIOS:
+        scenarios = [
+            scenario
+            for scenario in SCENARIOS
+            if not args.scenario or any(text in scenario.name for text in args.scenario)
+        ]
+        for scenario in scenarios:
             results = {}
             for name, server in servers.items():
                 if name == "SQLite (NORMAL)" and not scenario.fresh:
                     continue  # synchronous matters only where pushes write
+                if name == GO and scenario.path:
+                    continue  # it has no pages
                 if name == GO and scenario.script == "get.lua":
                     server.restart()
                     fill(server.url, payloads)
@@ -377,7 +397,7 @@ def main():
                     None if name in ("floor", GO) else results.get(GO),
                 )
                 if name in results
-                else "same as FULL"
+                else ("same as FULL" if name == "SQLite (NORMAL)" else "n/a")
                 for name in servers
             ]
             print(f"| {scenario.name} | " + " | ".join(cells) + " |", flush=True)
