@@ -15,6 +15,7 @@ from werkzeug.security import generate_password_hash
 
 from .helpers import aggregate, counts, occurrence, push_body
 from .servers import REPO, gunicorn_on_new_database
+from .test_real_client import report
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -38,21 +39,6 @@ JOB_ERRORS = [
     (ZeroDivisionError, "division by zero", 2),
     (UnicodeDecodeError, None, 1),
 ]
-
-
-def fail(error):
-    raise error
-
-
-def report(collector, error, times, context=None):
-    for _ in range(times):
-        try:
-            fail(error)
-        except Exception as caught:  # noqa: BLE001 - the client takes any exception
-            if context:
-                collector.report_with_context(caught, context)
-            else:
-                collector.report(caught)
 
 
 def fill(url):
