@@ -79,7 +79,7 @@ def overview(store, rejections_since_ns):
             row.target_uuid,
             row.exported,
             row.stored - row.exported,
-            int(row.exported_count),  # PostgreSQL sums to a Decimal
+            int(row.exported_count),  # summed as a float (store.status)
             row.last_push_ns,
             rejections.get(row.name),
         )
