@@ -31,6 +31,11 @@ def new_database_url(folder):
     """A fresh, empty database for one test (or one module's server)."""
     if TEST_DATABASE == "sqlite":
         return f"sqlite:///{folder / 'gateway.db'}"
+    return new_postgresql_url()
+
+
+def new_postgresql_url():
+    """A schema of its own on the test PostgreSQL server, dropped at the end of the session."""
     schema = f"test_{uuid.uuid4().hex[:16]}"
     _postgresql(f'CREATE SCHEMA "{schema}"')
     _schemas.append(schema)
