@@ -204,7 +204,8 @@ class Container:
         raise RuntimeError(f"the container did not become ready: {self.logs()}")
 
     def remove(self):
-        podman("rm", "--force", "--time=0", self.name, check=False)
+        # --volumes: the anonymous volume /data gets when none is mounted on it goes too.
+        podman("rm", "--force", "--volumes", "--time=0", self.name, check=False)
 
     def __enter__(self):
         return self.run()
