@@ -108,7 +108,9 @@ def test_sqlite_keeps_its_one_database_on_the_volume_claim():
 def test_postgresql_runs_several_replicas_on_the_database_from_the_secret():
     spec = workload("postgresql")["spec"]
     assert spec["replicas"] > 1
-    assert "env" not in gateway_container("postgresql")
+    assert ENV_PREFIX + "DATABASE_URL" not in {
+        item["name"] for item in gateway_container("postgresql").get("env", [])
+    }
     assert environment("postgresql")[ENV_PREFIX + "DATABASE_URL"].startswith("postgresql+psycopg:")
 
 
@@ -119,9 +121,28 @@ def test_the_pod_runs_the_image_user_and_stops_within_its_grace_period(variant):
     assert pod["securityContext"]["runAsUser"] == image_user()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
     # The command is the CLI's own, and its options are ones it takes.
     assert container["args"][:2] == ["periskop-pushgateway", "serve"]
     serve.make_context("serve", container["args"][2:])
     pause = container.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     assert pod["terminationGracePeriodSeconds"] > pause + DEFAULT_TIMEOUT
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_what_the_gateway_writes_is_on_a_volume_with_room_for_it(variant):
+    # The root file system is read-only: the temporary directory (gunicorn's heartbeats, the
+    # metrics files) and the rendered exports need volumes, the exports one that holds their
+    # bound (an emptyDir past its sizeLimit gets the pod evicted).
+    settings = load_config(environment(variant))
+    mounts = {m["mountPath"]: m["name"] for m in gateway_container(variant)["volumeMounts"]}
+    volumes = {v["name"]: v for v in workload(variant)["spec"]["template"]["spec"]["volumes"]}
+    assert "/tmp" in mounts
+    exports = volumes[mounts[settings["EXPORT_CACHE_DIR"]]]
+    assert "medium" not in exports["emptyDir"]  # on disk: memory-backed counts as memory
+    assert size_in_bytes(exports["emptyDir"]["sizeLimit"]) > settings["EXPORT_CACHE_BYTES"]
+
+
+def size_in_bytes(quantity):
+    """A Kubernetes quantity in binary units ("256Mi")."""
+    number, unit = quantity[:-2], quantity[-2:]
+    return int(number) * 1024 ** {"Ki": 1, "Mi": 2, "Gi": 3}[unit]
