@@ -68,6 +68,11 @@ def test_pushes_and_target_uuid_outlive_the_container(volume):
         push_like_a_job(gateway.url)
         before = export(gateway.url)
         assert sorted(counts(before).values()) == [2, 3]
+        # The pages' templates and static files were installed with the package.
+        page = requests.get(gateway.url + "/-/keys", timeout=10)
+        assert page.status_code == 200 and "ValueError" in page.text, page.text[:500]
+        assert "/-/static/pages.css" in page.text
+        assert requests.get(gateway.url + "/-/static/pages.css", timeout=10).status_code == 200
 
         gateway.stop()
         gateway.start()
