@@ -1,6 +1,6 @@
 """Rendered exports kept as files in one directory that a gateway's workers share, so that a
-scrape of an unchanged group only sends a file: the kernel copies it to the socket (sendfile),
-it never sits in a worker's memory, and each change of a group is rendered and compressed once
+scrape of an unchanged group only sends a file, read in pieces: it never sits whole in a
+worker's memory, and each change of a group is rendered and compressed once
 for all workers, not once in each. At most a number of bytes of them, the least recently
 scraped removed first; each form of an export (plain, gzip) is a file of its own.
 

@@ -3,11 +3,12 @@
 import os
 
 from flask import Blueprint, Response, request
-from werkzeug.wsgi import wrap_file
+from werkzeug.wsgi import FileWrapper
 
 from . import DEFAULT_GROUP, current_store
 
 blueprint = Blueprint("export", __name__)
+_PIECE_BYTES = 256 * 1024
 
 
 @blueprint.get("/-/errors")
@@ -22,9 +23,11 @@ def export(group=DEFAULT_GROUP):
     if isinstance(body, bytes):
         response = Response(body, mimetype="application/json")
     else:
-        # A kept export: gunicorn hands the file to the kernel (sendfile).
+        # A kept export, sent as it is read. Not with sendfile (wrap_file): on loopback that
+        # took a third longer for a 10 MB export than writing it from memory, while pieces of
+        # this size take as long and hold only one piece in memory.
         response = Response(
-            wrap_file(request.environ, body), mimetype="application/json", direct_passthrough=True
+            FileWrapper(body, _PIECE_BYTES), mimetype="application/json", direct_passthrough=True
         )
         response.content_length = os.fstat(body.fileno()).st_size
     if encoding:
