@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 _SUFFIXES = {None: "json", "gzip": "json.gz"}
 _WRITING = ".writing-"  # a file being written: never read, removed when left by a crash
+# A temporary directory's name holds the pid of the process that made it and removes it at exit.
+_TEMPORARY_PREFIX = "periskop-pushgateway-exports-"
 
 
 class ExportFiles:
@@ -39,8 +41,9 @@ class ExportFiles:
             for stale in directory.iterdir():
                 stale.unlink(missing_ok=True)
         else:
-            directory = Path(tempfile.mkdtemp(prefix="periskop-pushgateway-exports-"))
             creator = os.getpid()
+            _remove_abandoned(Path(tempfile.gettempdir()))
+            directory = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{creator}-"))
             # Forked workers run the exit handlers too: only the process that made it removes it.
             atexit.register(
                 lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)
@@ -126,3 +129,23 @@ def _parts(name):
         return None
     group, id_, created, revision, suffix = name.split(".", 4)
     return group, (id_, created, revision), suffix
+
+
+def _remove_abandoned(temporary):
+    """Remove the temporary directories of gateways that died without removing theirs (kill -9,
+    out of memory): each holds up to EXPORT_CACHE_BYTES, and a year of such restarts would
+    fill the disk. Another live gateway's directory is left alone."""
+    for candidate in temporary.glob(f"{_TEMPORARY_PREFIX}*-*"):
+        pid = candidate.name[len(_TEMPORARY_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(candidate, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True

@@ -5,6 +5,8 @@ one is rendered again, the same, and a file is only ever served for the version 
 import json
 import os
 import shutil
+import subprocess
+import tempfile
 
 import requests
 
@@ -110,3 +112,24 @@ def test_the_workers_share_one_file_per_form_and_a_restart_empties_the_directory
     (directory / "stray.1.2.3.json").write_bytes(b"{}")  # of another database, say
     with gateway(url, tmp_path, directory):
         assert list(directory.iterdir()) == []
+
+
+def test_a_gateway_removes_the_directories_of_gateways_that_died_without_removing_theirs(
+    make_app, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: nothing answers to it
+    abandoned = tmp_path / f"periskop-pushgateway-exports-{dead.pid}-abc123"
+    abandoned.mkdir()
+    (abandoned / "x.1.2.3.json").write_bytes(b"{}")
+    live = tmp_path / f"periskop-pushgateway-exports-{os.getppid()}-def456"
+    live.mkdir()
+    other = tmp_path / "something-else"
+    other.mkdir()
+
+    store = make_app().extensions["periskop_pushgateway"].store
+    assert not abandoned.exists()
+    assert live.exists() and other.exists()
+    assert store.exports.directory.parent == tmp_path
+    assert store.exports.directory.name.startswith(f"periskop-pushgateway-exports-{os.getpid()}-")
