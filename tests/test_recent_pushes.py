@@ -136,3 +136,18 @@ def test_a_body_pushed_again_is_answered_for_its_own_keys_alone(client):
     assert post(client, body).get_json() == first
     assert post(client, body).get_json() == {**first, "new_occurrences": 0, "count_increase": 0}
     assert counts(scrape(client)) == {"other": 1, "k": 1}
+
+
+def test_a_body_pushed_again_that_changes_something_is_read_once_before_its_write(app):
+    client = app.test_client()
+    store = app.extensions["periskop_pushgateway"].store
+    body = push_body(aggregate("k", 3, [occurrence("boom")]), target_uuid="p")
+    post(client, body)
+    assert client.delete("/-/errors").status_code == 200  # the same body is new again
+    reads = []
+    read_snapshot = store.read_snapshot
+    store.read_snapshot = lambda read: reads.append(read) or read_snapshot(read)
+    assert post(client, body).get_json()["count_increase"] == 3
+    # Its counts are the ones this worker saw already, but the read that found the body
+    # changes something is not made a second time.
+    assert len(reads) == 1

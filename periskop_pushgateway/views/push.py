@@ -47,10 +47,11 @@ def push(group=DEFAULT_GROUP):
         digest = RecentPushes.digest(group, body)
         # The same bytes pushed again: most likely the same state, which changes nothing and
         # is found out without loading the body again or waiting for the write lock.
-        pushed = gateway.recent_pushes.get(digest)
+        remembered = gateway.recent_pushes.get(digest)
         summary = None
-        if pushed is not None:
-            summary = gateway.store.unchanged_summary(group, pushed)
+        if remembered is not None:
+            summary = gateway.store.unchanged_summary(group, remembered)
+        pushed = remembered
         if summary is None:
             try:
                 with one_at_a_time(len(body) > LARGE_BODY_BYTES):
@@ -58,12 +59,12 @@ def push(group=DEFAULT_GROUP):
             except ValidationError as error:
                 raise InvalidPush(error.messages) from None
             # A push whose counts this worker has seen exceeded already (one that arrived out
-            # of order) probably changes nothing too: tried without the lock first.
-            summary = gateway.store.ingest(
-                group,
-                pushed,
-                likely_unchanged=gateway.recent_pushes.counts_seen_already(group, pushed),
+            # of order) probably changes nothing too: tried without the lock first, unless
+            # that was just found out above.
+            likely_unchanged = remembered is None and gateway.recent_pushes.counts_seen_already(
+                group, pushed
             )
+            summary = gateway.store.ingest(group, pushed, likely_unchanged=likely_unchanged)
     except PushRejected as rejection:
         metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
         report_rejection(gateway, request, group, rejection)
