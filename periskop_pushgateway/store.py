@@ -152,7 +152,6 @@ class Store:
         process = process_id(push["target_uuid"])
         keys = _key_digests(push)
         per_key = self.settings.occurrences_per_key
-        over_cap = self._keys_over_cap if capped else lambda _connection, _group_id: None
 
         def apply(connection):
             group_id, last_push_ns, occurrence_bytes = _lock_group(
@@ -163,9 +162,8 @@ class Store:
                 stored_rows = connection.execute(
                     STATE_OF_KEYS, {"group_id": group_id, "process": process, "keys": keys}
                 )
-            states, summary = plan_push(
-                push, stored_rows, now, per_key, over_cap(connection, group_id)
-            )
+            keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
+            states, summary = plan_push(push, stored_rows, now, per_key, keys_to_drop)
             if any(state.changed for state in states.values()):
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
