@@ -84,21 +84,25 @@ class ExportFiles:
 
     def size(self):
         """Bytes of the exports kept."""
-        return sum(size for _path, size, _used in self._files())
+        return sum(size for _path, _parts, size, _used in self._files())
 
     def _path(self, group_name, version, encoding):
         group = hashlib.blake2b(group_name.encode(), digest_size=12).hexdigest()
         return self.directory / f"{group}.{'.'.join(map(str, version))}.{_SUFFIXES[encoding]}"
 
     def _files(self):
-        """(path, size, last used) of every export kept."""
+        """(path, its name's parts, size, last used) of every export kept, leaving out files
+        being written and any other file."""
         files = []
         for entry in os.scandir(self.directory):
+            parts = _parts(entry.name)
+            if parts is None:
+                continue
             try:
                 stat = entry.stat()
             except FileNotFoundError:
                 continue  # removed by another worker meanwhile
-            files.append((Path(entry.path), stat.st_size, stat.st_mtime_ns))
+            files.append((Path(entry.path), parts, stat.st_size, stat.st_mtime_ns))
         return files
 
     def _remove_all_but(self, kept):
@@ -106,15 +110,13 @@ class ExportFiles:
         scraped exports while all of them weigh more than max_bytes."""
         group, _version, suffix = _parts(kept.name)
         total, others = 0, []
-        for path, size, used in self._files():
-            parts = _parts(path.name)
-            if parts is None:
-                continue  # being written by another worker, or not an export
-            if path != kept and parts[::2] == (group, suffix):
+        for path, (other_group, _version, other_suffix), size, used in self._files():
+            if path == kept:
+                total += size
+            elif (other_group, other_suffix) == (group, suffix):
                 path.unlink(missing_ok=True)
-                continue
-            total += size
-            if path != kept:
+            else:
+                total += size
                 others.append((used, size, path))
         for _used, size, path in sorted(others):
             if total <= self.max_bytes:
