@@ -6,14 +6,13 @@ import sys
 import click
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
 from . import __version__
 from .config import load_config, retired_settings
 from .config_check import effective_settings, unknown_variables
-from .db import create_engines
+from .db import create_engines, database_url
 from .gunicorn_settings import (
     DEFAULT_BIND,
     DEFAULT_THREADS,
@@ -169,7 +168,7 @@ def periskop_config(address, refresh_interval, default_name):
 def _group_names():
     """The names of the groups in the configured database, read without changing it."""
     config = load_config()
-    url = make_url(config["DATABASE_URL"])
+    url = database_url(config["DATABASE_URL"])
     # Connecting would create an empty SQLite file: a mistyped path is said so instead.
     if url.get_backend_name() == "sqlite" and not os.path.exists(url.database or ""):
         raise click.ClickException(
