@@ -24,10 +24,14 @@ def normalize_push(
     """Fill in what the protocol lets a client leave out, in the form the store keeps.
 
     Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
-    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "body", "body_bytes"}]}]}, where
-    body is the occurrence's exported JSON, cut to at most max_occurrence_bytes (fitting.py),
-    and body_bytes its size in UTF-8. scrub, when given, cleans each occurrence in place
-    (scrub.py).
+    "created_ns", "occurrences": [{"uuid", "timestamp_ns", "pending"}]}]}. render(occurrence)
+    turns "pending" into "body", the occurrence's exported JSON cut to at most
+    max_occurrence_bytes (fitting.py), and "body_bytes", its size in UTF-8. scrub, when given,
+    cleans each occurrence (scrub.py) before it is rendered.
+
+    Rendering waits until the store knows the occurrence is to be stored: a client pushing its
+    cumulative state sends the same occurrences again and again, and most of them are stored
+    already. Everything that decides whether a push is valid is done here, before that.
     """
     target_uuid = push["target_uuid"] or None
     aggregates = []
@@ -62,31 +66,47 @@ def _normalize_occurrences(
     occurrences = []
     seen_content = {}
     for occurrence in latest_errors:
-        if scrub is not None:
-            scrub(occurrence)
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
         if occurrence_uuid is None:
+            # The uuid derived from the content is derived from what is stored: scrubbed.
+            if scrub is not None:
+                scrub(occurrence)
             occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
+            scrubbed = True
+        else:
+            scrubbed = scrub is None
         if timestamp_ns is None:
             timestamp_ns = received_ns
-        body = fitted_occurrence(
-            occurrence["error"],
-            occurrence_uuid,
-            timestamp_ns,
-            occurrence["severity"] or DEFAULT_SEVERITY,
-            occurrence["http_context"],
-            max_bytes,
-        )
         occurrences.append(
             {
                 "uuid": occurrence_uuid,
                 "timestamp_ns": timestamp_ns,
-                "body": body.decode(),
-                "body_bytes": len(body),
+                "pending": (occurrence, None if scrubbed else scrub, max_bytes),
             }
         )
     return occurrences
+
+
+def render(occurrence):
+    """Give a normalized occurrence its "body" and "body_bytes" (see normalize_push), once."""
+    pending = occurrence.pop("pending", None)
+    if pending is None:
+        return occurrence
+    loaded, scrub, max_bytes = pending
+    if scrub is not None:
+        scrub(loaded)
+    body = fitted_occurrence(
+        loaded["error"],
+        occurrence["uuid"],
+        occurrence["timestamp_ns"],
+        loaded["severity"] or DEFAULT_SEVERITY,
+        loaded["http_context"],
+        max_bytes,
+    )
+    occurrence["body"] = body.decode()
+    occurrence["body_bytes"] = len(body)
+    return occurrence
 
 
 def _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content):

@@ -5,6 +5,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .normalize import render
+
 # Largest count a 64-bit column (and the Periskop server's int64) holds.
 MAX_TOTAL = 2**63 - 1
 
@@ -57,7 +59,8 @@ class AggregateState:
     pushed_occurrences: dict = field(default_factory=dict)
     occurrences_to_insert: list = field(default_factory=list)
     occurrence_ids_to_delete: list = field(default_factory=list)
-    # Bytes of occurrences this push adds to the key, less those it deletes.
+    # Bytes of occurrences this push adds to the key (once rendered: render_insertions), less
+    # those it deletes.
     occurrence_bytes_change: int = 0
 
 
@@ -220,9 +223,7 @@ def merge_occurrences(states, per_key, now):
         state.occurrences_to_insert = [pushed for _, _, pushed in kept if pushed is not None]
         deleted = [row for _, row, _ in dropped if row is not None]
         state.occurrence_ids_to_delete = [row.id for row in deleted]
-        state.occurrence_bytes_change = sum(
-            occurrence["body_bytes"] for occurrence in state.occurrences_to_insert
-        ) - sum(row.body_bytes for row in deleted)
+        state.occurrence_bytes_change = -sum(row.body_bytes for row in deleted)
         if state.occurrences_to_insert:
             state.last_seen_ns = now
             state.hidden = False
@@ -230,6 +231,14 @@ def merge_occurrences(states, per_key, now):
         if state.occurrences_to_insert or state.occurrence_ids_to_delete:
             state.changed = True
     return new_occurrences
+
+
+def render_insertions(states):
+    """Render the occurrences a plan inserts (normalize.render), which only a write needs,
+    and add their bytes to their keys' occurrence_bytes_change."""
+    for state in states.values():
+        for occurrence in state.occurrences_to_insert:
+            state.occurrence_bytes_change += render(occurrence)["body_bytes"]
 
 
 def counter_rows(process, group_id, states, now):

@@ -87,6 +87,10 @@ class RecentPushes:
                 self._body_bytes -= size
 
 
+# What of a normalized occurrence only a write needs: its exported JSON, or what renders it.
+_TEXT_ENTRIES = ("body", "body_bytes", "pending")
+
+
 def _without_texts(push):
     """The push with each occurrence's exported JSON left out: most of a loaded push's size,
     and needed only to write it, when the body is loaded again anyway."""
@@ -96,7 +100,11 @@ def _without_texts(push):
             {
                 **aggregate,
                 "occurrences": [
-                    {name: value for name, value in occurrence.items() if name != "body"}
+                    {
+                        name: value
+                        for name, value in occurrence.items()
+                        if name not in _TEXT_ENTRIES
+                    }
                     for occurrence in aggregate["occurrences"]
                 ],
             }

@@ -17,7 +17,14 @@ from .errors import TooManyGroups
 from .group_commit import GroupCommit
 from .heavy import one_at_a_time
 from .models import aggregates, groups, occurrences, process_counters
-from .planning import counter_rows, key_digest, keys_over_cap, plan_push, process_id
+from .planning import (
+    counter_rows,
+    key_digest,
+    keys_over_cap,
+    plan_push,
+    process_id,
+    render_insertions,
+)
 from .pruning import prune
 from .render import render_export
 from .statements import (
@@ -165,6 +172,7 @@ class Store:
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
             states, summary = plan_push(push, stored_rows, now, per_key, keys_to_drop)
             if any(state.changed for state in states.values()):
+                render_insertions(states)
                 _save_aggregates(connection, group_id, states)
                 _save_occurrences(connection, states)
                 occurrence_bytes += sum(s.occurrence_bytes_change for s in states.values())
@@ -192,7 +200,7 @@ class Store:
         that arrived after a later state of its process), found in a read transaction that
         takes no write lock, so such pushes do not queue behind writes; None when the push
         would change something (or adds counts: an anonymous push with a count always does).
-        Occurrences need no "body" here: nothing is written."""
+        Occurrences need no "body" here: nothing is rendered or written."""
         process = process_id(push["target_uuid"])
         if process is None and any(a["total_count"] for a in push["aggregates"]):
             return None
