@@ -1,11 +1,13 @@
 """The SQL statements of the store, built once at import: building them for every push cost a
-third of its time. Plain SQLAlchemy Core; what differs between databases is in db.py."""
+third of its time. Plain SQLAlchemy Core; what differs between databases is in db.py. Those
+every push runs are DriverStatements (driver_sql.py), run on the driver's cursor."""
 
 from sqlalchemy import and_, bindparam, func, insert, select, update
 
+from .driver_sql import DriverStatement
 from .models import aggregates, groups, occurrences, process_counters
 
-GROUP_FOR_UPDATE = (
+GROUP_FOR_UPDATE = DriverStatement(
     select(groups.c.id, groups.c.last_push_ns, groups.c.occurrence_bytes)
     .where(groups.c.name == bindparam("name"))
     # Pushes to one group are applied one after the other. SQLite renders no FOR UPDATE:
@@ -20,7 +22,7 @@ BUMP_REVISION = (
     .values(revision=groups.c.revision + 1)
 )
 NAMED_GROUPS = select(func.count()).select_from(groups).where(groups.c.name != "")
-TOUCH_GROUP = (
+TOUCH_GROUP = DriverStatement(
     update(groups).where(groups.c.id == bindparam("group_id")).values(last_push_ns=bindparam("now"))
 )
 NOTE_REJECTED_PUSH = (
@@ -29,7 +31,7 @@ NOTE_REJECTED_PUSH = (
     .values(last_rejected_ns=bindparam("now"))
 )
 # A new revision tells every worker that its rendered export of this group is stale.
-BUMP_GROUP = (
+BUMP_GROUP = DriverStatement(
     update(groups)
     .where(groups.c.id == bindparam("group_id"))
     .values(
@@ -83,7 +85,7 @@ def with_counters_and_occurrences(joined):
     ).outerjoin(occurrences, occurrences.c.aggregate_id == aggregates.c.id)
 
 
-STATE_OF_KEYS = (
+STATE_OF_KEYS = DriverStatement(
     select(*STATE_COLUMNS)
     .select_from(with_counters_and_occurrences(aggregates))
     .where(
@@ -93,7 +95,7 @@ STATE_OF_KEYS = (
 )
 # The same with the group found by name (its columns last): a push that changes nothing is
 # read in one statement. The group's row comes back even when none of the keys is stored.
-GROUP_AND_STATE_OF_KEYS = (
+GROUP_AND_STATE_OF_KEYS = DriverStatement(
     select(*STATE_COLUMNS, groups.c.id.label("group_id"), groups.c.last_push_ns)
     .select_from(
         with_counters_and_occurrences(
@@ -109,7 +111,7 @@ GROUP_AND_STATE_OF_KEYS = (
     .where(groups.c.name == bindparam("name"))
 )
 INSERT_AGGREGATES = insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True)
-UPDATE_AGGREGATE = (
+UPDATE_AGGREGATE = DriverStatement(
     update(aggregates)
     .where(aggregates.c.id == bindparam("_id"))
     .values(
@@ -120,12 +122,12 @@ UPDATE_AGGREGATE = (
         hidden=bindparam("_hidden"),
     )
 )
-INSERT_OCCURRENCES = insert(occurrences)
+INSERT_OCCURRENCES = DriverStatement(insert(occurrences))
 DELETE_OCCURRENCES = occurrences.delete().where(
     occurrences.c.id.in_(bindparam("ids", expanding=True))
 )
-INSERT_COUNTERS = insert(process_counters)
-UPDATE_COUNTER = (
+INSERT_COUNTERS = DriverStatement(insert(process_counters))
+UPDATE_COUNTER = DriverStatement(
     update(process_counters)
     .where(
         process_counters.c.aggregate_id == bindparam("_id"),

@@ -166,8 +166,8 @@ class Store:
             )
             stored_rows = ()
             if keys:
-                stored_rows = connection.execute(
-                    STATE_OF_KEYS, {"group_id": group_id, "process": process, "keys": keys}
+                stored_rows = STATE_OF_KEYS.execute(
+                    connection, {"group_id": group_id, "process": process, "keys": keys}
                 )
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
             states, summary = plan_push(push, stored_rows, now, per_key, keys_to_drop)
@@ -183,12 +183,12 @@ class Store:
                     self.settings.max_occurrence_bytes_per_group,
                 )
                 pushed_ns = now if capped else last_push_ns
-                connection.execute(
-                    BUMP_GROUP,
+                BUMP_GROUP.execute(
+                    connection,
                     {"group_id": group_id, "now": pushed_ns, "occurrence_bytes": occurrence_bytes},
                 )
             elif capped and now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
-                connection.execute(TOUCH_GROUP, {"group_id": group_id, "now": now})
+                TOUCH_GROUP.execute(connection, {"group_id": group_id, "now": now})
             if process is not None:
                 _save_counters(connection, process, group_id, states, now)
             return summary
@@ -208,12 +208,14 @@ class Store:
         keys = _key_digests(push)
 
         def summary_if_unchanged(connection):
-            rows = connection.execute(
-                GROUP_AND_STATE_OF_KEYS, {"name": group_name, "process": process, "keys": keys}
-            ).all()
-            if not rows or now - (rows[0].last_push_ns or 0) > _GROUP_TOUCH_NS:
+            rows = GROUP_AND_STATE_OF_KEYS.rows(
+                connection, {"name": group_name, "process": process, "keys": keys}
+            )
+            if not rows:
                 return None
-            group_id = rows[0].group_id
+            *_, group_id, last_push_ns = rows[0]
+            if now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
+                return None
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
             states, summary = plan_push(
                 push, rows, now, self.settings.occurrences_per_key, keys_to_drop
@@ -282,12 +284,13 @@ class Store:
         Periskop server sees it continue. Returns False when no such error is exported."""
 
         def apply(connection):
-            group = connection.execute(GROUP_FOR_UPDATE, {"name": group_name}).first()
+            group = GROUP_FOR_UPDATE.first(connection, {"name": group_name})
             if group is None:
                 return False
+            group_id = group[0]
             aggregate_id = connection.execute(
                 select(aggregates.c.id).where(
-                    aggregates.c.group_id == group.id,
+                    aggregates.c.group_id == group_id,
                     aggregates.c.key_digest == key_digest(aggregation_key),
                     aggregates.c.hidden.is_(False),
                 )
@@ -295,7 +298,7 @@ class Store:
             if aggregate_id is None:
                 return False
             _hide(connection, [aggregate_id])
-            connection.execute(BUMP_REVISION, {"group_id": group.id})
+            connection.execute(BUMP_REVISION, {"group_id": group_id})
             return True
 
         return self.run_write(apply)
@@ -308,18 +311,19 @@ class Store:
         new_uuid = str(uuid.uuid4())
 
         def apply(connection):
-            group = connection.execute(GROUP_FOR_UPDATE, {"name": group_name}).first()
+            group = GROUP_FOR_UPDATE.first(connection, {"name": group_name})
             if group is None:
                 return None
-            in_group = select(aggregates.c.id).where(aggregates.c.group_id == group.id)
+            group_id = group[0]
+            in_group = select(aggregates.c.id).where(aggregates.c.group_id == group_id)
             connection.execute(occurrences.delete().where(occurrences.c.aggregate_id.in_(in_group)))
             connection.execute(
-                process_counters.delete().where(process_counters.c.group_id == group.id)
+                process_counters.delete().where(process_counters.c.group_id == group_id)
             )
-            connection.execute(aggregates.delete().where(aggregates.c.group_id == group.id))
+            connection.execute(aggregates.delete().where(aggregates.c.group_id == group_id))
             connection.execute(
                 update(groups)
-                .where(groups.c.id == group.id)
+                .where(groups.c.id == group_id)
                 .values(
                     target_uuid=new_uuid,
                     revision=groups.c.revision + 1,
@@ -434,7 +438,7 @@ def _lock_group(connection, name, now, max_groups, pushed=True):
     max_groups (the default group is always there to be made: it holds the gateway's own
     reports). Instances creating groups at the same moment may each pass the count: the
     bound is max_groups plus the number of instances, less one."""
-    row = connection.execute(GROUP_FOR_UPDATE, {"name": name}).first()
+    row = GROUP_FOR_UPDATE.first(connection, {"name": name})
     if row is not None:
         return row
     if name and connection.execute(NAMED_GROUPS).scalar_one() >= max_groups:
@@ -457,7 +461,7 @@ def _lock_group(connection, name, now, max_groups, pushed=True):
             )
     except IntegrityError:
         pass  # another gateway instance created it first
-    return connection.execute(GROUP_FOR_UPDATE, {"name": name}).one()
+    return GROUP_FOR_UPDATE.first(connection, {"name": name})
 
 
 def _save_aggregates(connection, group_id, states):
@@ -483,8 +487,8 @@ def _save_aggregates(connection, group_id, states):
             state.changed = False  # written as it stands
     changed = [state for state in states.values() if state.changed]
     if changed:
-        connection.execute(
-            UPDATE_AGGREGATE,
+        UPDATE_AGGREGATE.execute_many(
+            connection,
             [
                 {
                     "_id": state.id,
@@ -512,7 +516,7 @@ def _save_occurrences(connection, states):
         for occurrence in state.occurrences_to_insert
     ]
     if rows:
-        connection.execute(INSERT_OCCURRENCES, rows)
+        INSERT_OCCURRENCES.execute_many(connection, rows)
     doomed = [row_id for state in states.values() for row_id in state.occurrence_ids_to_delete]
     if doomed:
         connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
@@ -551,9 +555,9 @@ def _save_counters(connection, process, group_id, states, now):
     """Remember the highest cumulative count the pushing process reported for each key."""
     created, updated = counter_rows(process, group_id, states, now)
     if created:
-        connection.execute(INSERT_COUNTERS, created)
+        INSERT_COUNTERS.execute_many(connection, created)
     if updated:
-        connection.execute(UPDATE_COUNTER, updated)
+        UPDATE_COUNTER.execute_many(connection, updated)
 
 
 def _hide(connection, aggregate_ids):
