@@ -171,7 +171,8 @@ SETTINGS = {
     "SQLITE_SYNCHRONOUS": (
         "FULL",
         sqlite_synchronous,
-        "SQLite `synchronous` pragma: FULL makes every acknowledged push survive power loss.",
+        "FULL: every acknowledged push survives power loss (the WAL file is flushed before "
+        "the answer, after the write lock is released); NORMAL, OFF, EXTRA: SQLite's pragma.",
     ),
     "PUSH_USERNAME": ("", _text, "Basic auth user name for pushing; empty: no credentials asked."),
     "PUSH_PASSWORD_HASH": (

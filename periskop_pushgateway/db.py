@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .config import sqlite_synchronous
+from .wal_sync import WalSync
 
 
 def is_sqlite(engine):
@@ -46,10 +47,17 @@ def create_engines(config):
     """Return (engine, write_engine): the second starts transactions that will write."""
     url = database_url(config["DATABASE_URL"])
     if url.get_backend_name() == "sqlite":
-        engine = _create_sqlite_engine(url, config)
+        # Parsed again: tests pass settings to create_app as they are.
+        synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
+        # FULL's promise is kept by flushing the WAL after the write lock is released
+        # (wal_sync.py), on connections that commit under NORMAL.
+        wal_sync = WalSync(url.database) if synchronous == "FULL" else _no_sync
+        engine = _create_sqlite_engine(
+            url, config, "NORMAL" if synchronous == "FULL" else synchronous
+        )
         write_lock = WriteLock(f"{url.database}.writelock", config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
         write_engine = engine.execution_options(
-            sqlite_begin="BEGIN IMMEDIATE", write_lock=write_lock
+            sqlite_begin="BEGIN IMMEDIATE", write_lock=write_lock, wal_sync=wal_sync
         )
     else:
         engine = create_engine(url, pool_pre_ping=True)
@@ -66,10 +74,8 @@ def _forget_pool(engine_ref):
         engine.dispose(close=False)
 
 
-def _create_sqlite_engine(url, config):
+def _create_sqlite_engine(url, config, synchronous):
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
-    # Parsed again: tests pass settings to create_app as they are.
-    synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
     wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
     path = os.path.abspath(url.database)
@@ -138,6 +144,17 @@ def write_lock_for(write_engine):
     """What a write transaction holds around it: for SQLite, the WriteLock on a file beside
     the database's; elsewhere nothing (the database's row locks order the writers)."""
     return write_engine.get_execution_options().get("write_lock", contextlib.nullcontext)
+
+
+def wal_sync_for(write_engine):
+    """What makes a write transaction durable once it committed and its write lock is
+    released: for SQLite under synchronous=FULL, the WalSync of its database; elsewhere
+    nothing (the commit itself is)."""
+    return write_engine.get_execution_options().get("wal_sync", _no_sync)
+
+
+def _no_sync():
+    pass
 
 
 class WriteLock:

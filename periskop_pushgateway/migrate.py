@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .db import foreign_keys_off, lock_for_migration
+from .db import foreign_keys_off, lock_for_migration, wal_sync_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def upgrade_database(engine):
             before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(alembic_config(connection), "head")
             after = MigrationContext.configure(connection).get_current_revision()
+    wal_sync_for(engine)()
     if before != after:
         log.info("database schema upgraded from %s to %s", before or "empty", after)
     return after

@@ -12,7 +12,7 @@ from sqlalchemy import Float, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import metrics
-from .db import database_size, snapshot_options, write_lock_for
+from .db import database_size, snapshot_options, wal_sync_for, write_lock_for
 from .errors import TooManyGroups
 from .group_commit import GroupCommit
 from .heavy import one_at_a_time
@@ -103,6 +103,7 @@ class Store:
         self.engine = engine
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
+        self._wal_sync = wal_sync_for(write_engine)
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
@@ -118,8 +119,11 @@ class Store:
 
     @contextlib.contextmanager
     def _write_transaction(self):
+        """A connection in a write transaction, committed and on disk when this exits
+        without an exception."""
         with self._write_lock(), self._write_engine.begin() as connection:
             yield connection
+        self._wal_sync()
 
     def run_write(self, apply):
         """apply(connection) in a write transaction, run again when the database aborted it to
