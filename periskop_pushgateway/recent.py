@@ -102,11 +102,7 @@ def _without_texts(push):
             {
                 **aggregate,
                 "occurrences": [
-                    {
-                        name: value
-                        for name, value in occurrence.items()
-                        if name not in _TEXT_ENTRIES
-                    }
+                    {name: value for name, value in occurrence.items() if name not in _TEXT_ENTRIES}
                     for occurrence in aggregate["occurrences"]
                 ],
             }
