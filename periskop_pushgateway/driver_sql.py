@@ -88,6 +88,12 @@ def _constant(value):
     return lambda _values: value
 
 
+def run_sql(connection, sql, parameters=()):
+    """Run SQL text on the driver's cursor (a BEGIN: see db.py), as a DriverStatement runs
+    its statement; returns the cursor."""
+    return _run(connection, sql, parameters, many=False)
+
+
 def _run(connection, sql, parameters, many):
     cursor = connection.connection.cursor()
     try:
