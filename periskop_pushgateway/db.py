@@ -52,13 +52,11 @@ def create_engines(config):
         synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
         # FULL's promise is kept by flushing the WAL after the write lock is released
         # (wal_sync.py), on connections that commit under NORMAL.
-        wal_sync = WalSync(url.database) if synchronous == "FULL" else _no_sync
-        engine = _create_sqlite_engine(
-            url, config, "NORMAL" if synchronous == "FULL" else synchronous
-        )
+        wal_sync = WalSync() if synchronous == "FULL" else None
+        engine = _create_sqlite_engine(url, config, "NORMAL" if wal_sync else synchronous, wal_sync)
         write_lock = WriteLock(f"{url.database}.writelock", config["SQLITE_BUSY_TIMEOUT_MS"] / 1000)
         write_engine = engine.execution_options(
-            sqlite_begin="BEGIN IMMEDIATE", write_lock=write_lock, wal_sync=wal_sync
+            sqlite_begin="BEGIN IMMEDIATE", write_lock=write_lock, wal_sync=wal_sync or _no_sync
         )
     else:
         engine = create_engine(url, pool_pre_ping=True)
@@ -75,7 +73,7 @@ def _forget_pool(engine_ref):
         engine.dispose(close=False)
 
 
-def _create_sqlite_engine(url, config, synchronous):
+def _create_sqlite_engine(url, config, synchronous, wal_sync=None):
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
     wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
@@ -94,6 +92,12 @@ def _create_sqlite_engine(url, config, synchronous):
         # file it leaves behind, which would otherwise keep its largest size forever.
         cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        if wal_sync is not None:
+            # The file as SQLite opened it, symbolic links followed: its WAL is beside it.
+            [main_file] = [
+                file for _, name, file in cursor.execute("PRAGMA database_list") if name == "main"
+            ]
+            wal_sync.database_opened(main_file)
         cursor.close()
         record.info["file_identity"] = _file_identity(path)
 

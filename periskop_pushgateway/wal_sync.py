@@ -25,12 +25,18 @@ from sqlalchemy.exc import OperationalError
 
 
 class WalSync:
-    def __init__(self, database_path):
-        path = os.path.abspath(database_path)
-        self.wal_path = f"{path}-wal"
-        self.directory = os.path.dirname(path)
+    def __init__(self):
+        # Told by each new connection (database_opened): SQLite follows symbolic links in
+        # the configured path, and puts the WAL file beside the file it opened.
+        self.wal_path = None
+        self.directory = None
         self._lock = threading.Lock()
         self._synced_file = None  # (device, inode) of the WAL whose directory entry is on disk
+
+    def database_opened(self, database_file):
+        """A connection opened database_file (its full path, as PRAGMA database_list says)."""
+        self.wal_path = f"{database_file}-wal"
+        self.directory = os.path.dirname(database_file)
 
     def __call__(self):
         """Flush what was committed to the WAL file so far. When the disk does not take it,
@@ -42,6 +48,8 @@ class WalSync:
             raise OperationalError("flush the WAL file", None, error) from error
 
     def _sync(self):
+        if self.wal_path is None:
+            return  # no connection was ever opened: nothing was committed
         try:
             fd = os.open(self.wal_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

@@ -94,3 +94,20 @@ def test_a_push_whose_flush_fails_is_not_acknowledged(make_app, flushes):
     assert post(client, again).status_code == 200
     with sqlite3.connect(_database_path(app)) as connection:
         assert connection.execute("SELECT total_count FROM aggregates").fetchall() == [(5,)]
+
+
+def test_a_database_reached_through_a_symbolic_link_has_its_own_wal_flushed(
+    make_app, flushes, tmp_path
+):
+    """SQLite follows the link and keeps the WAL beside the file it opened: that is the one
+    to flush, not one beside the link, which never exists."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    (volume / "gateway.db").touch()  # an empty file is a new database to SQLite
+    (tmp_path / "gateway.db").symlink_to(volume / "gateway.db")
+    app = make_app(DATABASE_URL=f"sqlite:///{tmp_path / 'gateway.db'}")
+    flushes.seen.clear()
+    body = push_body(aggregate("k", 1, [occurrence("m")]), target_uuid="p")
+    assert post(app.test_client(), body).status_code == 200
+    assert not (tmp_path / "gateway.db-wal").exists()
+    assert str(volume / "gateway.db-wal") in [path for path, _ in flushes.seen]
