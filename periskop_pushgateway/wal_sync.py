@@ -16,6 +16,11 @@ database file, that checkpoint flushed the WAL before copying and the database a
 NORMAL does at every checkpoint), so they are on disk either way, even if the WAL file has
 since been started over, truncated or deleted. A WAL file newly created has its directory
 entry flushed as well, once per file, as SQLite does for FULL.
+
+What SQLite's FULL does and this does not: between the commit and the flush, readers see a
+push that is not yet on disk (a scrape in that moment, then a power cut, and the Periskop
+server has counted a push the gateway no longer holds; the client was never answered), and
+a flush that fails leaves its push committed (the answer is a 503 all the same).
 """
 
 import os
