@@ -70,12 +70,18 @@ def test_an_accepted_push_is_flushed_after_the_lock_is_released(make_app, flushe
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1
 
 
-def test_under_normal_nothing_is_flushed_per_push(make_app, flushes):
-    app = make_app(SQLITE_SYNCHRONOUS="NORMAL")
+@pytest.mark.parametrize(("setting", "pragma"), [("NORMAL", 1), ("EXTRA", 3)])
+def test_other_settings_are_sqlites_own_pragma(make_app, flushes, setting, pragma):
+    """NORMAL flushes nothing per push; EXTRA (SQLite's FULL, in WAL mode) flushes inside the
+    commit, holding the lock, where SQLite calls the C library itself: the gateway adds no
+    flush of its own to either."""
+    app = make_app(SQLITE_SYNCHRONOUS=setting)
     flushes.seen.clear()
     body = push_body(aggregate("k", 1, [occurrence("m")]), target_uuid="p")
     assert post(app.test_client(), body).status_code == 200
     assert not [path for path, _ in flushes.seen if path.endswith("-wal")]
+    with app.extensions["periskop_pushgateway"].store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
 
 
 def test_a_push_whose_flush_fails_is_not_acknowledged(make_app, flushes):
