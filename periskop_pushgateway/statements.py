@@ -152,6 +152,8 @@ EXPORTED = (
     .where(aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False))
     .order_by(aggregates.c.aggregation_key, occurrences.c.timestamp_ns, occurrences.c.id)
 )
-VISIBLE_KEYS = select(func.count()).where(
-    aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False)
+VISIBLE_KEYS = DriverStatement(
+    select(func.count()).where(
+        aggregates.c.group_id == bindparam("group_id"), aggregates.c.hidden.is_(False)
+    )
 )

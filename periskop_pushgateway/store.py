@@ -12,7 +12,13 @@ from sqlalchemy import Float, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from . import metrics
-from .db import database_size, snapshot_options, wal_sync_for, write_lock_for
+from .db import (
+    database_size,
+    driver_snapshot_for,
+    snapshot_options,
+    wal_sync_for,
+    write_lock_for,
+)
 from .errors import TooManyGroups
 from .group_commit import GroupCommit
 from .heavy import one_at_a_time
@@ -104,6 +110,7 @@ class Store:
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
         self._wal_sync = wal_sync_for(write_engine)
+        self._driver_snapshot = driver_snapshot_for(write_engine)
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
@@ -230,13 +237,13 @@ class Store:
                 return None
             return summary
 
-        return self.read_snapshot(summary_if_unchanged)
+        return self.read_snapshot(summary_if_unchanged, driver_only=True)
 
     def _keys_over_cap(self, connection, group_id):
         """keys_to_drop for plan_push: the new keys past the group's maximum of keys."""
 
         def exported_keys():
-            return connection.execute(VISIBLE_KEYS, {"group_id": group_id}).scalar_one()
+            return VISIBLE_KEYS.first(connection, {"group_id": group_id})[0]
 
         return lambda states: keys_over_cap(states, exported_keys, self.settings.max_keys_per_group)
 
@@ -343,8 +350,13 @@ class Store:
         """Bound what is stored (pruning.py); returns how many rows each step touched."""
         return prune(self, self.clock())
 
-    def read_snapshot(self, read):
-        """read(connection) in a read-only transaction that sees one snapshot throughout."""
+    def read_snapshot(self, read, driver_only=False):
+        """read(connection) in a read-only transaction that sees one snapshot throughout.
+        driver_only: read runs DriverStatements alone, which on SQLite then run without
+        SQLAlchemy's Connection (db.py's driver_snapshot)."""
+        if driver_only and self._driver_snapshot is not None:
+            with self._driver_snapshot() as connection:
+                return read(connection)
         with self.engine.connect() as connection:
             connection.execution_options(**snapshot_options(connection))
             with connection.begin():

@@ -120,7 +120,8 @@ def test_a_database_file_deleted_or_replaced_is_noticed_and_nothing_acknowledged
     make_app, database_url, tmp_path, caplog, how
 ):
     client = make_app().test_client()
-    assert post(client, push_body(aggregate("k", 1), target_uuid="p")).status_code == 200
+    first = push_body(aggregate("k", 1), target_uuid="p")
+    assert post(client, first).status_code == 200
     files = database_files(database_url)
     if how == "deleted":
         for name in files:
@@ -131,6 +132,9 @@ def test_a_database_file_deleted_or_replaced_is_noticed_and_nothing_acknowledged
 
     for _ in range(3):
         assert_unavailable(post(client, push_body(aggregate("k", 2), target_uuid="p")))
+        # The same body again, which the worker remembers and checks in a read transaction
+        # only: that reads the file at the path, or nothing.
+        assert_unavailable(post(client, first))
     assert client.get("/-/health").status_code == 503
     assert "deleted, moved or replaced" in caplog.text
 

@@ -146,7 +146,9 @@ def test_a_body_pushed_again_that_changes_something_is_read_once_before_its_writ
     assert client.delete("/-/errors").status_code == 200  # the same body is new again
     reads = []
     read_snapshot = store.read_snapshot
-    store.read_snapshot = lambda read: reads.append(read) or read_snapshot(read)
+    store.read_snapshot = lambda read, **options: (
+        reads.append(read) or read_snapshot(read, **options)
+    )
     assert post(client, body).get_json()["count_increase"] == 3
     # Its counts are the ones this worker saw already, but the read that found the body
     # changes something is not made a second time.
