@@ -29,7 +29,7 @@ MAX_KEPT_LIST_LENGTH = 64
 class DriverStatement:
     def __init__(self, statement):
         self.statement = statement
-        # (dialect name, lengths of the IN lists) -> (SQL, how to order its parameters)
+        # (dialect name, parameter names, IN lists' lengths) -> (SQL, its parameters' binder)
         self._compiled = {}
 
     def execute(self, connection, parameters):

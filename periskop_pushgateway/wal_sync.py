@@ -24,7 +24,6 @@ a flush that fails leaves its push committed (the answer is a 503 all the same).
 """
 
 import os
-import threading
 
 from sqlalchemy.exc import OperationalError
 
@@ -35,8 +34,9 @@ class WalSync:
         # the configured path, and puts the WAL file beside the file it opened.
         self.wal_path = None
         self.directory = None
-        self._lock = threading.Lock()
-        self._synced_file = None  # (device, inode) of the WAL whose directory entry is on disk
+        # (device, inode) of the WAL whose directory entry is on disk. Threads racing here
+        # at most flush the directory once more.
+        self._synced_file = None
 
     def database_opened(self, database_file):
         """A connection opened database_file (its full path, as PRAGMA database_list says)."""
@@ -67,8 +67,7 @@ class WalSync:
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._synced_file:
             self._sync_directory()
-            with self._lock:
-                self._synced_file = identity
+            self._synced_file = identity
 
     def _sync_directory(self):
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
