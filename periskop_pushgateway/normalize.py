@@ -68,21 +68,21 @@ def _normalize_occurrences(
     for occurrence in latest_errors:
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
+        # Scrubbed when rendered, unless its uuid is derived from its content: from what is
+        # stored, so scrubbed first.
+        scrub_later = scrub
         if occurrence_uuid is None:
-            # The uuid derived from the content is derived from what is stored: scrubbed.
             if scrub is not None:
                 scrub(occurrence)
+            scrub_later = None
             occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
-            scrubbed = True
-        else:
-            scrubbed = scrub is None
         if timestamp_ns is None:
             timestamp_ns = received_ns
         occurrences.append(
             {
                 "uuid": occurrence_uuid,
                 "timestamp_ns": timestamp_ns,
-                "pending": (occurrence, None if scrubbed else scrub, max_bytes),
+                "pending": (occurrence, scrub_later, max_bytes),
             }
         )
     return occurrences
