@@ -17,6 +17,7 @@ from .log_format import formatter
 from .maintenance import Maintenance
 from .migrate import check_database_current, upgrade_database
 from .recent import RecentPushes
+from .recent_occurrences import RecentOccurrences
 from .schemas import Limits, build_push_loader
 from .scrub import Scrubber
 from .store import Store, StoreSettings
@@ -77,7 +78,7 @@ def create_app(config_overrides=None):
     app.extensions["periskop_pushgateway"] = Gateway(
         store=store,
         maintenance=Maintenance(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),
-        load_push=build_push_loader(Limits.from_config(config), scrubber),
+        load_push=build_push_loader(Limits.from_config(config), scrubber, RecentOccurrences()),
         scrubber=scrubber,
     )
 

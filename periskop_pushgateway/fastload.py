@@ -14,6 +14,10 @@ in the namespace it runs in, so nothing loaded can become code.
 
 It supports what this gateway's schemas use: EXCLUDE of unknown fields, no hooks, fields
 that are plain, Nested (single) or List.
+
+A List's Nested items may name a memo in their metadata (`metadata={"memo": memo}`): each item is
+then loaded by memo.load(item, load), which may give an earlier result for an equal item
+(recent_occurrences.py).
 """
 
 from marshmallow import EXCLUDE, ValidationError, fields
@@ -149,7 +153,13 @@ class _Compiler:
     def item(self, field):
         """The name of a function loading one item of a List."""
         if type(field) is fields.Nested and not field.validators:
-            return self.nested(field)
+            load = self.nested(field)
+            memo = field.metadata.get("memo")
+            if memo is None:
+                return load
+            name = self.bind(None, "item")
+            self.define(name, "value", [f"return {self.bind(memo.load, 'memo')}(value, {load})"])
+            return name
         if type(field) is not fields.List and not field.validators:
             raise ValueError("List of plain fields does not compile; use one field for the list")
         lines, loaded = self.value(field, "None", "None")

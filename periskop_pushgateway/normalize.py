@@ -73,7 +73,7 @@ def _normalize_occurrences(
         scrub_later = scrub
         if occurrence_uuid is None:
             if scrub is not None:
-                scrub(occurrence)
+                occurrence = scrub(occurrence)
             scrub_later = None
             occurrence_uuid = _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content)
         if timestamp_ns is None:
@@ -95,7 +95,7 @@ def render(occurrence):
         return occurrence
     loaded, scrub, max_bytes = pending
     if scrub is not None:
-        scrub(loaded)
+        loaded = scrub(loaded)
     body = fitted_occurrence(
         loaded["error"],
         occurrence["uuid"],

@@ -309,8 +309,9 @@ class _Lenient(Schema):
         unknown = EXCLUDE
 
 
-def build_push_schema(limits):
-    """The push schema under the given limits; built once per app."""
+def build_push_schema(limits, recent_occurrences=None):
+    """The push schema under the given limits; built once per app. Its compiled loader loads
+    occurrences through recent_occurrences (recent_occurrences.py), when given."""
     text = limits.text_length
 
     class ErrorFieldsSchema(_Lenient):
@@ -344,7 +345,7 @@ def build_push_schema(limits):
         severity = Severity(**OPTIONAL)
         created_at = Timestamp(**OPTIONAL)
         latest_errors = fields.List(
-            fields.Nested(OccurrenceSchema),
+            fields.Nested(OccurrenceSchema, metadata={"memo": recent_occurrences}),
             validate=validate.Length(max=limits.occurrences),
             **OPTIONAL,
         )
@@ -361,10 +362,11 @@ def build_push_schema(limits):
     return PushSchema()
 
 
-def build_push_loader(limits, scrubber):
+def build_push_loader(limits, scrubber, recent_occurrences=None):
     """load_push(document): the push validated under the limits, normalized (normalize.py) and
-    scrubbed of secrets; raises marshmallow's ValidationError for a push that is not valid."""
-    load = compile_loader(build_push_schema(limits))
+    scrubbed of secrets; raises marshmallow's ValidationError for a push that is not valid.
+    Occurrences pushed again are not loaded again when recent_occurrences is given."""
+    load = compile_loader(build_push_schema(limits, recent_occurrences))
 
     def load_push(document):
         return normalize_push(

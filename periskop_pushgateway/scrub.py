@@ -92,22 +92,28 @@ class Scrubber:
         return verdict
 
     def scrub_occurrence(self, occurrence):
-        """Scrub a loaded occurrence in place: its http_context, and card numbers in the
-        messages of its error and causes."""
-        occurrence["http_context"] = self.scrub(occurrence["http_context"])
-        if self.card_numbers:
-            error = occurrence["error"]
-            while error is not None:
+        """A scrubbed copy of a loaded occurrence: its http_context, and card numbers in the
+        messages of its error and causes. The loaded occurrence is left as it is: pushes that
+        repeat it share it (recent_occurrences.py)."""
+        scrubbed = {**occurrence, "http_context": self.scrub(occurrence["http_context"])}
+        if self.card_numbers and occurrence["error"] is not None:
+            scrubbed["error"] = head = dict(occurrence["error"])
+            error = head
+            while True:
                 error["message"] = mask_card_numbers(error["message"], FILTERED)
+                if error["cause"] is None:
+                    break
+                error["cause"] = dict(error["cause"])
                 error = error["cause"]
-        return occurrence
+        return scrubbed
 
     def scrub(self, http_context):
-        """A pushed http_context with sensitive header values replaced by [Filtered], as are
-        secret fields of its URL and body and card numbers in them; without its body when so
-        configured."""
+        """A copy of a pushed http_context with sensitive header values replaced by
+        [Filtered], as are secret fields of its URL and body and card numbers in them; without
+        its body when so configured."""
         if http_context is None:
             return None
+        http_context = dict(http_context)
         headers = http_context["request_headers"]
         if headers:
             http_context["request_headers"] = {
