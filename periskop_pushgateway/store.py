@@ -49,6 +49,7 @@ from .statements import (
     NOTE_REJECTED_PUSH,
     OLDEST_OCCURRENCES,
     STATE_OF_KEYS,
+    STORED_OCCURRENCES,
     TOUCH_GROUP,
     UPDATE_AGGREGATE,
     UPDATE_COUNTER,
@@ -177,11 +178,14 @@ class Store:
             )
             stored_rows = ()
             if keys:
-                stored_rows = STATE_OF_KEYS.execute(
+                stored_rows = STATE_OF_KEYS.rows(
                     connection, {"group_id": group_id, "process": process, "keys": keys}
                 )
+            stored_occurrences = _stored_occurrences(connection, stored_rows)
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
-            states, summary = plan_push(push, stored_rows, now, per_key, keys_to_drop)
+            states, summary = plan_push(
+                push, stored_rows, stored_occurrences, now, per_key, keys_to_drop
+            )
             if any(state.changed for state in states.values()):
                 render_insertions(states)
                 _save_aggregates(connection, group_id, states)
@@ -229,7 +233,12 @@ class Store:
                 return None
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
             states, summary = plan_push(
-                push, rows, now, self.settings.occurrences_per_key, keys_to_drop
+                push,
+                rows,
+                _stored_occurrences(connection, rows),
+                now,
+                self.settings.occurrences_per_key,
+                keys_to_drop,
             )
             if any(state.changed for state in states.values()):
                 return None
@@ -445,6 +454,14 @@ def _is_transient(error):
 def _key_digests(push):
     """The digests of a push's keys, each once, in the push's order."""
     return list(dict.fromkeys(key_digest(a["aggregation_key"]) for a in push["aggregates"]))
+
+
+def _stored_occurrences(connection, state_rows):
+    """Rows of STORED_OCCURRENCES for the aggregates of rows of (GROUP_AND_)STATE_OF_KEYS."""
+    aggregate_ids = [row[0] for row in state_rows if row[0] is not None]
+    if not aggregate_ids:
+        return ()
+    return STORED_OCCURRENCES.rows(connection, {"aggregate_ids": aggregate_ids})
 
 
 def _lock_group(connection, name, now, max_groups, pushed=True):

@@ -11,7 +11,11 @@ from periskop_pushgateway import driver_sql
 from periskop_pushgateway.driver_sql import DriverStatement
 from periskop_pushgateway.models import groups
 from periskop_pushgateway.planning import key_digest, process_id
-from periskop_pushgateway.statements import GROUP_AND_STATE_OF_KEYS, STATE_OF_KEYS
+from periskop_pushgateway.statements import (
+    GROUP_AND_STATE_OF_KEYS,
+    STATE_OF_KEYS,
+    STORED_OCCURRENCES,
+)
 
 from .helpers import aggregate, occurrence, post, push_body
 
@@ -53,7 +57,12 @@ def test_state_of_keys_reads_what_execute_reads(store, keys):
         parameters = {"group_id": group_id, "process": process, "keys": digests}
         driven, core = both(store, STATE_OF_KEYS, parameters)
         assert sorted(driven, key=repr) == sorted(core, key=repr)
-        assert len(driven) == sum(max(1, n % 3) for n in range(keys))
+        assert len(driven) == keys
+        if keys:
+            ids = [row[0] for row in driven]
+            driven, core = both(store, STORED_OCCURRENCES, {"aggregate_ids": ids})
+            assert sorted(driven, key=repr) == sorted(core, key=repr)
+            assert len(driven) == sum(n % 3 for n in range(keys))
         parameters = {"name": "g", "process": process, "keys": digests}
         driven, core = both(store, GROUP_AND_STATE_OF_KEYS, parameters)
         assert sorted(driven, key=repr) == sorted(core, key=repr)
