@@ -144,6 +144,12 @@ UPDATE_COUNTER = DriverStatement(
 GROUP_BY_NAME = select(
     groups.c.id, groups.c.target_uuid, groups.c.created_ns, groups.c.revision, groups.c.last_push_ns
 ).where(groups.c.name == bindparam("name"))
+# What a group's kept export is named by (export_files.py): id, creation time, revision.
+GROUP_VERSION = DriverStatement(
+    select(groups.c.id, groups.c.created_ns, groups.c.revision).where(
+        groups.c.name == bindparam("name")
+    )
+)
 # One statement, so that even under READ COMMITTED (PostgreSQL) an export is one snapshot.
 EXPORTED = (
     select(

