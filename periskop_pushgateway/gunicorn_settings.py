@@ -6,6 +6,7 @@ import multiprocessing
 
 from .config import setting
 from .log_format import gunicorn_logconfig
+from .malloc_tuning import return_large_buffers_when_freed
 
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
@@ -57,7 +58,7 @@ def gunicorn_settings(
         # gunicorn's control socket sits at one path per user: a second gateway on the same
         # machine would take it over, and nothing here needs it.
         "control_socket_disable": True,
-        "pre_fork": _freeze_objects,
+        "pre_fork": _before_fork,
         "child_exit": _worker_exited,
     }
     logconfig = gunicorn_logconfig(setting("LOG_FORMAT"))
@@ -66,7 +67,9 @@ def gunicorn_settings(
     return settings
 
 
-def _freeze_objects(_arbiter, _worker):
+def _before_fork(_arbiter, _worker):
+    # Set in the master, so every worker forks with it (malloc_tuning.py).
+    return_large_buffers_when_freed()
     # The workers share the preloaded app's memory with the master until they write to a
     # page, and the garbage collector writes to every object it visits: frozen, the objects
     # made before the fork are never visited, and their pages stay shared (about 30 MB less
