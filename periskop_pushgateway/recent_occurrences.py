@@ -40,7 +40,8 @@ class RecentOccurrences:
     def __init__(self, max_entries=DEFAULT_MAX_ENTRIES, max_bytes=DEFAULT_MAX_BYTES):
         self.max_entries = max_entries
         self.max_bytes = max_bytes
-        self._loaded = {}  # pushed form -> loaded occurrence, oldest first
+        # pushed form -> loaded occurrence (None when seen once), the first seen first
+        self._loaded = {}
         self._bytes = 0
         self._lock = threading.Lock()  # a gthread worker's threads share it
 
