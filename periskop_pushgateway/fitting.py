@@ -46,7 +46,7 @@ def fitted_occurrence(error, occurrence_uuid, timestamp_ns, severity, http_conte
     body = occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context)
     if len(body) <= max_bytes:
         return body
-    error = _copy_error(error)
+    error = copy_error(error)
     http_context = dict(http_context) if http_context else http_context
     for cut in _CUTS:
         if cut(error, http_context, len(body) - max_bytes):
@@ -56,8 +56,9 @@ def fitted_occurrence(error, occurrence_uuid, timestamp_ns, severity, http_conte
     raise ValueError(f"an occurrence cannot be cut to {max_bytes} bytes")
 
 
-def _copy_error(error):
-    """A copy of the error and its causes that the cuts may change."""
+def copy_error(error):
+    """A copy of the error and its causes (and their stack traces) that may be changed
+    without changing the error: the cuts here, the scrub of messages (scrub.py)."""
     head = dict(error)
     node = head
     while True:

@@ -3,6 +3,7 @@ headers, fields with secret names in the URL and body (secret_fields.py), and pa
 numbers in messages, URL and body (card_numbers.py)."""
 
 from .card_numbers import mask_card_numbers
+from .fitting import copy_error
 from .secret_fields import DEFAULT_SECRET_NAMES, DEFAULT_SECRET_SUBSTRINGS, SecretFields
 
 DEFAULT_SENSITIVE_HEADERS = (
@@ -97,13 +98,9 @@ class Scrubber:
         repeat it share it (recent_occurrences.py)."""
         scrubbed = {**occurrence, "http_context": self.scrub(occurrence["http_context"])}
         if self.card_numbers and occurrence["error"] is not None:
-            scrubbed["error"] = head = dict(occurrence["error"])
-            error = head
-            while True:
+            scrubbed["error"] = error = copy_error(occurrence["error"])
+            while error is not None:
                 error["message"] = mask_card_numbers(error["message"], FILTERED)
-                if error["cause"] is None:
-                    break
-                error["cause"] = dict(error["cause"])
                 error = error["cause"]
         return scrubbed
 
