@@ -103,5 +103,12 @@ def test_a_kept_export_is_found_without_sqlalchemys_connection_on_sqlite(app, cl
         changed = client.get("/services/jobs/-/errors", headers={"Accept-Encoding": "gzip"})
         assert gzip.decompress(changed.data) == client.get("/services/jobs/-/errors").data
         assert changed.data != first and connections
+        # A group nothing was pushed to: its empty export, read the same way, once.
+        connections.clear()
+        for accept in ({}, {"Accept-Encoding": "gzip"}):
+            response = client.get("/services/never-pushed/-/errors", headers=accept)
+            body = gzip.decompress(response.data) if accept else response.data
+            assert json.loads(body)["aggregated_errors"] == []
+        assert connections == []
     finally:
         event.remove(store.engine, "engine_connect", record)
