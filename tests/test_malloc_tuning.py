@@ -17,6 +17,9 @@ import sys
 from periskop_pushgateway.malloc_tuning import return_large_buffers_when_freed
 if sys.argv[1] == "fixed":
     assert return_large_buffers_when_freed()
+elif sys.argv[1] == "gunicorn's pre_fork":
+    from periskop_pushgateway.gunicorn_settings import gunicorn_settings
+    gunicorn_settings()["pre_fork"](None, None)
 def resident_mib():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
@@ -42,14 +45,4 @@ def test_large_buffers_are_returned_once_freed():
 
 
 def test_gunicorn_workers_fork_with_the_fixed_threshold():
-    from periskop_pushgateway.gunicorn_settings import gunicorn_settings
-
-    program = PROGRAM.replace(
-        'if sys.argv[1] == "fixed":\n    assert return_large_buffers_when_freed()',
-        "from periskop_pushgateway.gunicorn_settings import gunicorn_settings\n"
-        'gunicorn_settings()["pre_fork"](None, None)',
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", program, "hook"], capture_output=True, text=True, check=True
-    ).stdout
-    assert gunicorn_settings()["pre_fork"] and float(output) < 5
+    assert held_after_freeing("gunicorn's pre_fork") < 5
