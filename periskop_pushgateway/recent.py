@@ -12,7 +12,8 @@ from collections import OrderedDict
 
 class RecentPushes:
     """Loaded pushes by the digest of (group, body), least recent dropped first, within a
-    number of entries and of body bytes.
+    number of entries and of body bytes: a body is noted when first accepted, and what it
+    loaded to is kept when it is accepted again.
 
     Only pushes from an identified process are kept: loading such a body always gives the
     same push (occurrences pushed without a uuid get one derived from their content), while an
@@ -76,14 +77,23 @@ class RecentPushes:
                 self._counted_keys -= len(dropped)
 
     def add(self, digest, push, body_size):
+        """Note a body accepted from an identified process; what it loaded to is kept from its
+        second acceptance on. Most bodies are pushed once (a batch job's push at exit, each
+        state of a web app in an error storm): keeping each of them cost a typical push a copy
+        of its 50 occurrences, and Python's garbage collector a walk over them as they aged
+        out. A note is its digest alone, and counts no body bytes."""
         if not push["target_uuid"] or body_size > self.max_body_bytes:
             return
         with self._lock:
             previous = self._pushes.pop(digest, None)
-            if previous:
-                self._body_bytes -= previous[1]
-            self._pushes[digest] = (previous[0] if previous else _without_texts(push), body_size)
-            self._body_bytes += body_size
+            if previous is None:
+                entry = (None, 0)
+            elif previous[0] is None:
+                entry = (_without_texts(push), body_size)
+            else:
+                entry = previous
+            self._pushes[digest] = entry
+            self._body_bytes += entry[1] - (previous[1] if previous else 0)
             while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
                 _, (_, size) = self._pushes.popitem(last=False)
                 self._body_bytes -= size

@@ -12,22 +12,51 @@ def identified(name):
     return {"target_uuid": name, "aggregates": []}
 
 
+def accept(recent, digest, push, size):
+    """Accepted twice: kept from the second time on."""
+    for _ in range(2):
+        recent.add(digest, push, size)
+
+
 def test_recent_pushes_keep_the_last_bodies_per_group_within_their_bounds():
     recent = RecentPushes(max_entries=2, max_body_bytes=100)
     first, second, third = (RecentPushes.digest("", body) for body in (b"1", b"2", b"3"))
-    recent.add(first, identified("a"), 10)
-    recent.add(second, identified("b"), 10)
+    accept(recent, first, identified("a"), 10)
+    accept(recent, second, identified("b"), 10)
     assert recent.get(first)["target_uuid"] == "a"
     assert recent.get(RecentPushes.digest("batch", b"1")) is None  # same body, other group
     recent.add(first, identified("a"), 10)  # accepted again: now the most recent
-    recent.add(third, identified("c"), 10)
+    accept(recent, third, identified("c"), 10)
     assert recent.get(second) is None
     assert recent.get(first) and recent.get(third)
 
-    recent.add(second, identified("b"), 95)  # past the bytes: the least recent go
+    accept(recent, second, identified("b"), 95)  # past the bytes: the least recent go
     assert recent.get(second) and not recent.get(first) and not recent.get(third)
-    recent.add(first, identified("a"), 101)  # larger than all of it: not kept
+    accept(recent, first, identified("a"), 101)  # larger than all of it: not kept
     assert recent.get(first) is None and recent.get(second)
+
+
+def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
+    recent = RecentPushes(max_entries=3, max_body_bytes=100)
+    once, twice = RecentPushes.digest("", b"once"), RecentPushes.digest("", b"twice")
+    recent.add(twice, identified("t"), 60)
+    recent.add(once, identified("o"), 60)
+    assert recent.get(once) is None and recent.get(twice) is None
+    recent.add(twice, identified("t"), 60)
+    assert recent.get(twice)["target_uuid"] == "t"
+    # A note counts no body bytes: the kept body's 60 and the note leave room for more notes,
+    # which take entries alone.
+    recent.add(RecentPushes.digest("", b"third"), identified("3"), 60)
+    assert recent.get(twice)
+    recent.add(RecentPushes.digest("", b"fourth"), identified("4"), 60)  # the oldest note goes
+    assert recent.get(twice)
+    recent.add(twice, identified("t"), 60)  # accepted again: the most recent
+    recent.add(once, identified("o"), 60)  # noted anew, not kept: its note was dropped
+    assert recent.get(once) is None and recent.get(twice)
+    # Kept now: 120 bytes with "twice", so the least recent go until they fit, notes first.
+    recent.add(once, identified("o"), 60)
+    assert recent.get(once)["target_uuid"] == "o" and recent.get(twice) is None
+    assert len(recent._pushes) == 1
 
 
 def test_anonymous_pushes_are_not_kept():
@@ -45,6 +74,9 @@ def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     rejected_body = json.dumps(push_body(aggregate("", 1), target_uuid="p"))
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
+    assert recent.get(RecentPushes.digest("batch", identified_body.encode())) is None  # noted
+    for body in (identified_body, anonymous_body, rejected_body):
+        post(client, body, group="batch")
 
     remembered = recent.get(RecentPushes.digest("batch", identified_body.encode()))
     assert remembered["target_uuid"] == "p"
@@ -56,7 +88,7 @@ def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     assert recent.get(RecentPushes.digest("batch", rejected_body.encode())) is None
     # Found there, the body is not loaded again, and it counts as it did.
     assert post(client, identified_body, group="batch").get_json()["count_increase"] == 0
-    assert counts(scrape(client, group="batch")) == {"k": 2}
+    assert counts(scrape(client, group="batch")) == {"k": 3}
 
 
 def test_the_same_anonymous_body_twice_is_two_failures_with_two_occurrences(client):
