@@ -30,6 +30,10 @@ class PushSummary:
     stale_keys: int = 0
 
 
+# Where a row of STORED_OCCURRENCES holds the occurrence's uuid.
+_UUID = 2
+
+
 class StoredOccurrence(NamedTuple):
     id: int
     uuid: str
@@ -53,7 +57,8 @@ class AggregateState:
     counter_pushed_ns: int | None = None
     # The highest count of this key in this push, from an identified process.
     pushed_highest: int | None = None
-    # What is stored of its occurrences: StoredOccurrence tuples.
+    # What is stored of its occurrences: rows of STORED_OCCURRENCES (the aggregate's id, then
+    # a StoredOccurrence's fields), made StoredOccurrences only when a push may change them.
     stored_occurrences: list = field(default_factory=list)
     changed: bool = False
     pushed_occurrences: dict = field(default_factory=dict)
@@ -121,8 +126,8 @@ def states_of_keys(stored_rows, stored_occurrences, pushed):
             highest=highest,
             counter_pushed_ns=pushed_ns,
         )
-    for aggregate_id, *occurrence in stored_occurrences:
-        by_id[aggregate_id].stored_occurrences.append(StoredOccurrence(*occurrence))
+    for row in stored_occurrences:
+        by_id[row[0]].stored_occurrences.append(row)
     for aggregate in pushed:
         key = aggregate["aggregation_key"]
         if key not in states:
@@ -203,8 +208,13 @@ def merge_occurrences(states, per_key, now):
     for state in states.values():
         if not state.pushed_occurrences:
             continue
-        rows = state.stored_occurrences
-        known = {row.uuid for row in rows}
+        stored = state.stored_occurrences
+        known = {row[_UUID] for row in stored}
+        if len(stored) <= per_key and known.issuperset(state.pushed_occurrences):
+            # The steady case, a state pushed again: every pushed occurrence is stored, and
+            # none stored is past the bound, so what is stored is what is kept.
+            continue
+        rows = [StoredOccurrence(*row[1:]) for row in stored]
         # Newest first; among equal timestamps, what was stored stays ahead of what is pushed.
         candidates = [((row.timestamp_ns, 1, row.id), row, None) for row in rows]
         candidates += [

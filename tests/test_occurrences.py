@@ -53,6 +53,17 @@ def test_newest_n_is_configurable(make_app):
     assert [o["error"]["message"] for o in exported_occurrences(client)] == ["3", "4", "5"]
 
 
+def test_a_state_pushed_again_after_the_bound_was_lowered_keeps_the_newest_n(make_app):
+    pushed = [occurrence(str(second), timestamp=stamp(second)) for second in range(5)]
+    body = push_body(aggregate("k", 5, pushed), target_uuid="p")
+    post(make_app(OCCURRENCES_PER_KEY=5).test_client(), body)
+    # Restarted with a lower bound, the same state again: every occurrence is stored already,
+    # and the oldest past the new bound go.
+    client = make_app(OCCURRENCES_PER_KEY=3).test_client()
+    assert post(client, body).get_json()["new_occurrences"] == 0
+    assert [o["error"]["message"] for o in exported_occurrences(client)] == ["2", "3", "4"]
+
+
 def test_an_old_occurrence_pushed_late_does_not_displace_newer_ones(client):
     post(
         client,
