@@ -247,6 +247,19 @@ def render_insertions(states):
             state.occurrence_bytes_change += render(occurrence)["body_bytes"]
 
 
+def counters_current_until(states):
+    """Until when (ns since the epoch) the pushing process's stored counters of these keys stay
+    current enough not to be rewritten (counter_rows), for a push that raises none of them."""
+    return min(
+        (
+            state.counter_pushed_ns + COUNTER_TOUCH_NS
+            for state in states.values()
+            if state.pushed_highest is not None and state.highest is not None
+        ),
+        default=MAX_TOTAL,
+    )
+
+
 def counter_rows(process, group_id, states, now):
     """The pushing process's counter rows to create and to update: (created, updated)."""
     created, updated = [], []

@@ -8,6 +8,28 @@ is not made to wait for the write lock either."""
 import hashlib
 import threading
 from collections import OrderedDict
+from typing import NamedTuple
+
+
+class Verdict(NamedTuple):
+    """The store's finding that a remembered body changes nothing, and for how long it holds:
+    as long as the database shows the same stamp (db.py's DatabaseStamp: nothing committed
+    since) and the clock is no later than until_ns."""
+
+    summary: object
+    stamp: int
+    until_ns: int
+
+
+class Remembered:
+    """A body accepted twice: what it loaded to, and the store's verdict on it, if any."""
+
+    __slots__ = ("push", "body_size", "verdict")
+
+    def __init__(self, push, body_size):
+        self.push = push
+        self.body_size = body_size
+        self.verdict = None
 
 
 class RecentPushes:
@@ -27,7 +49,8 @@ class RecentPushes:
     def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=16384):
         self.max_entries = max_entries
         self.max_body_bytes = max_body_bytes
-        self._pushes = OrderedDict()  # digest -> (loaded push, body size)
+        # digest -> Remembered, or None for a body accepted once (its note)
+        self._pushes = OrderedDict()
         self._body_bytes = 0
         # (group, target_uuid) -> {hash of key: highest count accepted}. Keys are kept as
         # their hash (about 100 bytes an entry, 1.6 MB at the bound): a collision only makes
@@ -47,9 +70,9 @@ class RecentPushes:
         return hasher.digest()
 
     def get(self, digest):
-        """The push this body loaded to, without its occurrences' "body" texts, or None."""
-        entry = self._pushes.get(digest)
-        return entry[0] if entry else None
+        """The Remembered of this body (what it loaded to, without its occurrences' "body"
+        texts), or None."""
+        return self._pushes.get(digest)
 
     def counts_seen_already(self, group, push):
         """Whether every key of this identified push has a count no higher than one this
@@ -85,19 +108,22 @@ class RecentPushes:
         if not push["target_uuid"] or body_size > self.max_body_bytes:
             return
         with self._lock:
-            previous = self._pushes.pop(digest, None)
-            if previous is None:
-                entry = (None, 0)
-            elif previous[0] is None:
-                entry = (_without_texts(push), body_size)
+            previous = self._pushes.pop(digest, _ABSENT)
+            if previous is _ABSENT:
+                remembered = None
+            elif previous is None:
+                remembered = Remembered(_without_texts(push), body_size)
+                self._body_bytes += body_size
             else:
-                entry = previous
-            self._pushes[digest] = entry
-            self._body_bytes += entry[1] - (previous[1] if previous else 0)
+                remembered = previous
+            self._pushes[digest] = remembered
             while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
-                _, (_, size) = self._pushes.popitem(last=False)
-                self._body_bytes -= size
+                _, dropped = self._pushes.popitem(last=False)
+                if dropped is not None:
+                    self._body_bytes -= dropped.body_size
 
+
+_ABSENT = object()
 
 # What of a normalized occurrence only a write needs: its exported JSON, or what renders it.
 _TEXT_ENTRIES = ("body", "body_bytes", "pending")

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from . import metrics
 from .db import (
     database_size,
+    database_stamp_for,
     driver_snapshot_for,
     snapshot_options,
     wal_sync_for,
@@ -25,6 +26,7 @@ from .heavy import one_at_a_time
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import (
     counter_rows,
+    counters_current_until,
     key_digest,
     keys_over_cap,
     plan_push,
@@ -32,6 +34,7 @@ from .planning import (
     render_insertions,
 )
 from .pruning import prune
+from .recent import Verdict
 from .render import render_export
 from .statements import (
     BUMP_GROUP,
@@ -113,6 +116,7 @@ class Store:
         self._write_lock = write_lock_for(write_engine)
         self._wal_sync = wal_sync_for(write_engine)
         self._driver_snapshot = driver_snapshot_for(write_engine)
+        self._database_stamp = database_stamp_for(write_engine)
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
@@ -211,16 +215,31 @@ class Store:
 
         return self.run_write(apply)
 
-    def unchanged_summary(self, group_name, push, capped=True):
+    def unchanged_summary(self, group_name, push, capped=True, remembered=None):
         """The summary of a push that changes nothing (the same state pushed again, or one
         that arrived after a later state of its process), found in a read transaction that
         takes no write lock, so such pushes do not queue behind writes; None when the push
         would change something (or adds counts: an anonymous push with a count always does).
-        Occurrences need no "body" here: nothing is rendered or written."""
+        Occurrences need no "body" here: nothing is rendered or written.
+
+        remembered: the body's entry in the worker's RecentPushes. On SQLite its Verdict, set
+        here, answers without the read while nothing was committed to the database since (the
+        steady state of processes pushing their unchanged state again into a quiet database)
+        and neither the group nor the process's counters are due to be touched: 8 µs against
+        the read's 42 for a small push, 118 for a typical one (timeit)."""
         process = process_id(push["target_uuid"])
         if process is None and any(a["total_count"] for a in push["aggregates"]):
             return None
         now = self.clock()
+        if not capped or self._database_stamp is None:
+            remembered = None
+        if remembered is not None:
+            # Taken before the snapshot below: what is committed in between makes the verdict
+            # found there one that the next stamp no longer matches.
+            stamp = self._database_stamp()
+            verdict = remembered.verdict
+            if verdict is not None and now <= verdict.until_ns and stamp == verdict.stamp:
+                return verdict.summary
         keys = _key_digests(push)
 
         def summary_if_unchanged(connection):
@@ -245,6 +264,11 @@ class Store:
                 return None
             if process is not None and any(counter_rows(process, group_id, states, now)):
                 return None
+            if remembered is not None:
+                until_ns = min(
+                    (last_push_ns or 0) + _GROUP_TOUCH_NS, counters_current_until(states)
+                )
+                remembered.verdict = Verdict(summary, stamp, until_ns)
             return summary
 
         return self.read_snapshot(summary_if_unchanged, driver_only=True)

@@ -23,7 +23,7 @@ def test_recent_pushes_keep_the_last_bodies_per_group_within_their_bounds():
     first, second, third = (RecentPushes.digest("", body) for body in (b"1", b"2", b"3"))
     accept(recent, first, identified("a"), 10)
     accept(recent, second, identified("b"), 10)
-    assert recent.get(first)["target_uuid"] == "a"
+    assert recent.get(first).push["target_uuid"] == "a"
     assert recent.get(RecentPushes.digest("batch", b"1")) is None  # same body, other group
     recent.add(first, identified("a"), 10)  # accepted again: now the most recent
     accept(recent, third, identified("c"), 10)
@@ -43,7 +43,7 @@ def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
     recent.add(once, identified("o"), 60)
     assert recent.get(once) is None and recent.get(twice) is None
     recent.add(twice, identified("t"), 60)
-    assert recent.get(twice)["target_uuid"] == "t"
+    assert recent.get(twice).push["target_uuid"] == "t"
     # A note counts no body bytes: the kept body's 60 and the note leave room for more notes,
     # which take entries alone.
     recent.add(RecentPushes.digest("", b"third"), identified("3"), 60)
@@ -55,7 +55,7 @@ def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
     assert recent.get(once) is None and recent.get(twice)
     # Kept now: 120 bytes with "twice", so the least recent go until they fit, notes first.
     recent.add(once, identified("o"), 60)
-    assert recent.get(once)["target_uuid"] == "o" and recent.get(twice) is None
+    assert recent.get(once).push["target_uuid"] == "o" and recent.get(twice) is None
     assert len(recent._pushes) == 1
 
 
@@ -78,7 +78,7 @@ def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
 
-    remembered = recent.get(RecentPushes.digest("batch", identified_body.encode()))
+    remembered = recent.get(RecentPushes.digest("batch", identified_body.encode())).push
     assert remembered["target_uuid"] == "p"
     # What it loaded to, but for the occurrences' exported text: only a write needs that.
     [[stored]] = [a["occurrences"] for a in remembered["aggregates"]]

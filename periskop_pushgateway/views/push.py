@@ -48,10 +48,10 @@ def push(group=DEFAULT_GROUP):
         # The same bytes pushed again: most likely the same state, which changes nothing and
         # is found out without loading the body again or waiting for the write lock.
         remembered = gateway.recent_pushes.get(digest)
-        summary = None
+        summary = pushed = None
         if remembered is not None:
-            summary = gateway.store.unchanged_summary(group, remembered)
-        pushed = remembered
+            pushed = remembered.push
+            summary = gateway.store.unchanged_summary(group, pushed, remembered=remembered)
         if summary is None:
             try:
                 with one_at_a_time(len(body) > LARGE_BODY_BYTES):
