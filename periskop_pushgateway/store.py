@@ -227,9 +227,6 @@ class Store:
         steady state of processes pushing their unchanged state again into a quiet database)
         and neither the group nor the process's counters are due to be touched: 8 µs against
         the read's 42 for a small push, 118 for a typical one (timeit)."""
-        process = process_id(push["target_uuid"])
-        if process is None and any(a["total_count"] for a in push["aggregates"]):
-            return None
         now = self.clock()
         if not capped or self._database_stamp is None:
             remembered = None
@@ -240,6 +237,9 @@ class Store:
             verdict = remembered.verdict
             if verdict is not None and now <= verdict.until_ns and stamp == verdict.stamp:
                 return verdict.summary
+        process = process_id(push["target_uuid"])
+        if process is None and any(a["total_count"] for a in push["aggregates"]):
+            return None
         keys = _key_digests(push)
 
         def summary_if_unchanged(connection):

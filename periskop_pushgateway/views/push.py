@@ -73,7 +73,8 @@ def push(group=DEFAULT_GROUP):
         metrics.PUSHES.labels("unavailable").inc()
         raise
     gateway.recent_pushes.add(digest, pushed, len(body))
-    gateway.recent_pushes.note_counts(group, pushed)
+    if remembered is None:  # a remembered body's counts were noted when it was accepted
+        gateway.recent_pushes.note_counts(group, pushed)
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
