@@ -52,12 +52,13 @@ class RecentPushes:
         # digest -> Remembered, or None for a body accepted once (its note)
         self._pushes = OrderedDict()
         self._body_bytes = 0
-        # (group, target_uuid) -> {hash of key: highest count accepted}. Keys are kept as
-        # their hash (about 100 bytes an entry, 1.6 MB at the bound): a collision only makes
-        # the store try a read transaction first that finds the push does change something.
+        # hash((group, target_uuid, key)) -> the highest count accepted, the least recently
+        # pushed first: at most 2.9 MiB at the bound (about 180 bytes a key, tracemalloc, a
+        # new process of one key each), whatever the number of keys per process. (Kept per
+        # process, a process of one key took 530 bytes: 8.3 MiB.) A collision only makes the
+        # store try a read transaction first that finds the push does change something.
         self.max_counted_keys = max_counted_keys
         self._highest = OrderedDict()
-        self._counted_keys = 0
         self._lock = threading.Lock()  # a gthread worker's threads share it
 
     @staticmethod
@@ -77,27 +78,25 @@ class RecentPushes:
     def counts_seen_already(self, group, push):
         """Whether every key of this identified push has a count no higher than one this
         worker accepted from the same process lately."""
-        seen = self._highest.get((group, push["target_uuid"]))
-        return seen is not None and all(
-            aggregate["total_count"] <= seen.get(hash(aggregate["aggregation_key"]), -1)
+        target, highest = push["target_uuid"], self._highest
+        return all(
+            aggregate["total_count"]
+            <= highest.get(hash((group, target, aggregate["aggregation_key"])), -1)
             for aggregate in push["aggregates"]
         )
 
     def note_counts(self, group, push):
         """Remember the counts of an accepted push from an identified process."""
-        if not push["target_uuid"] or len(push["aggregates"]) > self.max_counted_keys:
+        target = push["target_uuid"]
+        if not target or len(push["aggregates"]) > self.max_counted_keys:
             return
         with self._lock:
-            seen = dict(self._highest.pop((group, push["target_uuid"]), None) or {})
-            before = len(seen)
+            highest = self._highest
             for aggregate in push["aggregates"]:
-                key = hash(aggregate["aggregation_key"])
-                seen[key] = max(seen.get(key, -1), aggregate["total_count"])
-            self._highest[(group, push["target_uuid"])] = seen
-            self._counted_keys += len(seen) - before
-            while self._counted_keys > self.max_counted_keys:
-                _, dropped = self._highest.popitem(last=False)
-                self._counted_keys -= len(dropped)
+                key = hash((group, target, aggregate["aggregation_key"]))
+                highest[key] = max(highest.pop(key, -1), aggregate["total_count"])
+            while len(highest) > self.max_counted_keys:
+                highest.popitem(last=False)
 
     def add(self, digest, push, body_size):
         """Note a body accepted from an identified process; what it loaded to is kept from its

@@ -2,6 +2,7 @@
 loading it anew would count it."""
 
 import json
+import tracemalloc
 
 from periskop_pushgateway.recent import RecentPushes
 
@@ -185,3 +186,35 @@ def test_a_body_pushed_again_that_changes_something_is_read_once_before_its_writ
     # Its counts are the ones this worker saw already, but the read that found the body
     # changes something is not made a second time.
     assert len(reads) == 1
+
+
+def one_key_push(process, count=1):
+    return {"target_uuid": process, "aggregates": [{"aggregation_key": "k", "total_count": count}]}
+
+
+def test_counts_are_remembered_per_key_the_least_recently_pushed_forgotten_first():
+    recent = RecentPushes(max_counted_keys=100)
+    for process in range(150):
+        recent.note_counts("g", one_key_push(f"p{process}", count=5))
+    recent.note_counts("g", one_key_push("p60", count=7))  # pushed again: the most recent now
+    for process in range(51):  # makes room for 51 more: p50 to p59 and p61 to p101 go
+        recent.note_counts("g", one_key_push(f"q{process}"))
+    assert len(recent._highest) == 100
+    assert recent.counts_seen_already("g", one_key_push("p60", count=7))
+    assert not recent.counts_seen_already("g", one_key_push("p60", count=8))
+    assert not recent.counts_seen_already("g", one_key_push("p101", count=1))
+    assert recent.counts_seen_already("g", one_key_push("p102", count=5))
+    assert not recent.counts_seen_already("other group", one_key_push("p102", count=5))
+
+
+def test_the_counts_remembered_take_4_mib_at_most_whatever_the_keys_per_process():
+    recent = RecentPushes()
+    tracemalloc.start()
+    try:
+        # The worst case: a new process each, of one key (a batch job's push).
+        for process in range(2 * recent.max_counted_keys):
+            recent.note_counts("g", one_key_push(f"batch-job-{process:032}"))
+        held, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 4 * 2**20  # 2.9 MiB measured; 8.3 when they were kept per process
