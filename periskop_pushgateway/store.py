@@ -18,6 +18,7 @@ from .db import (
     driver_snapshot_for,
     snapshot_options,
     wal_sync_for,
+    write_connection_for,
     write_lock_for,
 )
 from .errors import TooManyGroups
@@ -114,6 +115,7 @@ class Store:
         self.engine = engine
         self._write_engine = write_engine
         self._write_lock = write_lock_for(write_engine)
+        self._write_connection = write_connection_for(write_engine)
         self._wal_sync = wal_sync_for(write_engine)
         self._driver_snapshot = driver_snapshot_for(write_engine)
         self._database_stamp = database_stamp_for(write_engine)
@@ -134,8 +136,14 @@ class Store:
     def _write_transaction(self):
         """A connection in a write transaction, committed and on disk when this exits
         without an exception."""
-        with self._write_lock(), self._write_engine.begin() as connection:
-            yield connection
+        with self._write_lock():
+            if self._write_connection is None:
+                with self._write_engine.begin() as connection:
+                    yield connection
+            else:
+                connection = self._write_connection()
+                with connection.begin():
+                    yield connection
         self._wal_sync()
 
     def run_write(self, apply):
@@ -154,6 +162,16 @@ class Store:
                     raise
                 log.warning("transaction aborted (%s); trying again", error.orig)
         raise AssertionError("unreachable")
+
+    def close(self):
+        """Close every connection to the database this process holds: the pool's, the calling
+        thread's for writes, the one that reads the database's stamp (each is opened again
+        when next needed)."""
+        if self._write_connection is not None:
+            self._write_connection.close()  # back into the pool, which closes it
+        if self._database_stamp is not None:
+            self._database_stamp.close()
+        self.engine.dispose()
 
     def healthy(self):
         with self.engine.connect() as connection:

@@ -72,7 +72,7 @@ def test_a_read_only_database_gives_503_then_recovers(make_app, tmp_path):
         before = client.get("/-/errors").data
 
         # A file system with files open for writing cannot be remounted read-only.
-        app.extensions["periskop_pushgateway"].store.engine.dispose()
+        app.extensions["periskop_pushgateway"].store.close()
         remount(folder, "ro")
         try:
             assert_unavailable(post(client, push_body(aggregate("k", 4), target_uuid="p")))
