@@ -78,10 +78,16 @@ def push(group=DEFAULT_GROUP):
     duration = time.perf_counter() - started
     metrics.PUSHES.labels("accepted").inc()
     metrics.PUSH_DURATION.observe(duration)
-    metrics.OCCURRENCES_STORED.inc(summary.new_occurrences)
-    metrics.COUNT_INCREASE.inc(summary.count_increase)
-    metrics.DROPPED_KEYS.inc(summary.dropped_keys)
-    metrics.STALE_KEYS.inc(summary.stale_keys)
+    # Most pushes add nothing to these (a state pushed again): each increment of a worker's
+    # shared metrics costs about 1 µs.
+    for counter, amount in (
+        (metrics.OCCURRENCES_STORED, summary.new_occurrences),
+        (metrics.COUNT_INCREASE, summary.count_increase),
+        (metrics.DROPPED_KEYS, summary.dropped_keys),
+        (metrics.STALE_KEYS, summary.stale_keys),
+    ):
+        if amount:
+            counter.inc(amount)
     fields = {
         "outcome": "accepted",
         "from": request.remote_addr,
