@@ -17,13 +17,10 @@ from .servers import gunicorn_on_new_database
 
 MINUTE = 60 * 10**9
 BODY = push_body(aggregate("k", 3, [occurrence("boom")]), target_uuid="p")
-UNCHANGED = {
-    "aggregates": 1,
-    "new_occurrences": 0,
-    "count_increase": 0,
-    "dropped_keys": 0,
-    "stale_keys": 0,
-}
+# The answer to BODY once it is stored.
+UNCHANGED = {"aggregates": 1} | dict.fromkeys(
+    ("new_occurrences", "count_increase", "dropped_keys", "stale_keys"), 0
+)
 
 
 class Clock:
