@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import JSON, cast, create_engine, event, text, type_coerce
@@ -292,8 +293,13 @@ class DatabaseStamp:
             self._inherited.append(self._connection)
         self._opened = _file_identity(self.path)
         try:
+            # mode=rw: a database file that is gone is not created anew, empty, at the path.
             self._connection = sqlite3.connect(
-                self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False
+                f"{Path(self.path).as_uri()}?mode=rw",
+                uri=True,
+                timeout=self.timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
             )
         except sqlite3.Error as error:
             raise OperationalError("open the database", None, error) from error

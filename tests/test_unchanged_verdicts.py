@@ -4,6 +4,7 @@ write, by this worker or another process, and the clock reaching the next touch 
 or of the process's counters, make it read again."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -144,3 +145,16 @@ def counter_pushed_ns(database_url, key):
             " ON aggregates.id = process_counters.aggregate_id WHERE aggregation_key = ?",
             (key,),
         ).fetchone()[0]
+
+
+def test_a_database_file_gone_before_a_verdict_is_looked_for_is_not_made_anew(
+    app, database_url, sqlite_only
+):
+    client = app.test_client()
+    assert post(client, BODY).get_json()["count_increase"] == 3
+    assert post(client, BODY).get_json() == UNCHANGED  # remembered from now on
+    path = database_url.removeprefix("sqlite:///")
+    for suffix in ("", "-wal", "-shm"):
+        os.remove(f"{path}{suffix}")
+    assert post(client, BODY).status_code == 503
+    assert not os.path.exists(path)
