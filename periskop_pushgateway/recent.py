@@ -46,17 +46,20 @@ class RecentPushes:
     either way; this only saves the loading, and chooses which transaction is tried first.
     """
 
-    def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=16384):
+    def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=4096):
         self.max_entries = max_entries
         self.max_body_bytes = max_body_bytes
         # digest -> Remembered, or None for a body accepted once (its note)
         self._pushes = OrderedDict()
         self._body_bytes = 0
         # hash((group, target_uuid, key)) -> the highest count accepted, the least recently
-        # pushed first: at most 2.9 MiB at the bound (about 180 bytes a key, tracemalloc, a
-        # new process of one key each), whatever the number of keys per process. (Kept per
-        # process, a process of one key took 530 bytes: 8.3 MiB.) A collision only makes the
-        # store try a read transaction first that finds the push does change something.
+        # pushed first: at most 0.7 MiB at the bound of 4,096 keys (about 170 bytes a key,
+        # tracemalloc, a new process of one key each), whatever the number of keys per
+        # process. An out-of-order push comes within moments of the later state of its process,
+        # so the last 4,096 keys pushed are enough to notice it; at 16,384 the bound took 2.9
+        # MiB per worker, filling along the first 50,000 pushes (and kept per process, 8.3
+        # MiB). A collision only makes the store try a read transaction first that finds the
+        # push does change something.
         self.max_counted_keys = max_counted_keys
         self._highest = OrderedDict()
         self._lock = threading.Lock()  # a gthread worker's threads share it
