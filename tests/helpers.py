@@ -1,6 +1,7 @@
 """Small builders and readers shared by the tests."""
 
 import json
+import time
 import uuid
 
 
@@ -59,3 +60,16 @@ def counts(export):
 
 def by_key(export):
     return {a["aggregation_key"]: a for a in export["aggregated_errors"]}
+
+
+class Clock:
+    """A store's clock (Store.clock) that moves only when told: days pass in a test."""
+
+    def __init__(self):
+        self.now = time.time_ns()
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, ns):
+        self.now += ns

@@ -9,21 +9,10 @@ import pytest
 from periskop_pushgateway.normalize import normalize_push
 
 from .conftest import TEST_DATABASE
-from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
+from .helpers import Clock, aggregate, by_key, counts, occurrence, post, push_body, scrape
 from .periskop_server import ScrapeChecker
 
 DAY = 86400 * 10**9
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time_ns()
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, ns):
-        self.now += ns
 
 
 @pytest.fixture

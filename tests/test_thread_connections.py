@@ -9,11 +9,12 @@ from periskop_pushgateway.db import write_connection_for
 
 from .helpers import aggregate, counts, post, push_body, scrape
 
+# PostgreSQL's writes check a connection out of the pool for each.
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
-def store(app, database_url):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's writes check a connection out of the pool for each")
+def store(app):
     return app.extensions["periskop_pushgateway"].store
 
 

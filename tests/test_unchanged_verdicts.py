@@ -8,34 +8,20 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
-from .helpers import aggregate, counts, occurrence, post, push_body, scrape
+from .helpers import Clock, aggregate, counts, occurrence, post, push_body, scrape
 from .servers import gunicorn_on_new_database
 
 MINUTE = 60 * 10**9
 BODY = push_body(aggregate("k", 3, [occurrence("boom")]), target_uuid="p")
-# The answer to BODY once it is stored.
+# Verdicts are SQLite's (its data_version): elsewhere every repeated push is read, and the tests
+# about them are marked sqlite_only. The answer to BODY once it is stored:
 UNCHANGED = {"aggregates": 1} | dict.fromkeys(
     ("new_occurrences", "count_increase", "dropped_keys", "stale_keys"), 0
 )
-
-
-class Clock:
-    def __init__(self):
-        self.now = time.time_ns()
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def sqlite_only(database_url):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite's data_version: elsewhere every repeated push is read")
 
 
 def counting_reads(store):
@@ -59,7 +45,8 @@ def push_until_remembered(client):
         assert post(client, BODY).get_json() == UNCHANGED
 
 
-def test_a_body_pushed_again_into_a_quiet_database_is_answered_without_a_read(app, sqlite_only):
+@pytest.mark.sqlite_only
+def test_a_body_pushed_again_into_a_quiet_database_is_answered_without_a_read(app):
     client = app.test_client()
     push_until_remembered(client)
     reads = counting_reads(app.extensions["periskop_pushgateway"].store)
@@ -69,7 +56,8 @@ def test_a_body_pushed_again_into_a_quiet_database_is_answered_without_a_read(ap
     assert counts(scrape(client)) == {"k": 3}
 
 
-def test_a_write_by_the_same_worker_makes_it_read_again(app, sqlite_only):
+@pytest.mark.sqlite_only
+def test_a_write_by_the_same_worker_makes_it_read_again(app):
     client = app.test_client()
     push_until_remembered(client)
     # On the connection the verdict was found on: its data_version stays, its changes count.
@@ -78,7 +66,8 @@ def test_a_write_by_the_same_worker_makes_it_read_again(app, sqlite_only):
     assert counts(scrape(client)) == {"k": 3}
 
 
-def test_a_write_by_another_process_makes_it_read_again(app, database_url, sqlite_only):
+@pytest.mark.sqlite_only
+def test_a_write_by_another_process_makes_it_read_again(app, database_url):
     client = app.test_client()
     push_until_remembered(client)
     wipe = (
@@ -105,30 +94,32 @@ def test_under_gunicorn_a_write_by_one_worker_ends_the_others_verdicts(tmp_path)
             assert response.json()["count_increase"] == 3
 
 
-def test_a_group_due_a_touch_makes_it_read_again(app, database_url, sqlite_only):
+@pytest.mark.sqlite_only
+def test_a_group_due_a_touch_makes_it_read_again(app, database_url):
     client = app.test_client()
     store = app.extensions["periskop_pushgateway"].store
     store.clock = clock = Clock()
     push_until_remembered(client)
-    clock.now += 2 * MINUTE  # the group's last push is kept current to within a minute
+    clock.advance(2 * MINUTE)  # the group's last push is kept current to within a minute
     reads = counting_reads(store)
     assert post(client, BODY).get_json() == UNCHANGED
     assert len(reads) == 1
     assert last_push_ns(database_url) == clock.now
 
 
-def test_a_counter_due_a_touch_makes_it_read_again(app, database_url, sqlite_only):
+@pytest.mark.sqlite_only
+def test_a_counter_due_a_touch_makes_it_read_again(app, database_url):
     client = app.test_client()
     store = app.extensions["periskop_pushgateway"].store
     store.clock = clock = Clock()
     pushed_at = clock.now
     push_until_remembered(client)
     # Another process keeps the group's last push current; p's counter was written at first.
-    clock.now += 4 * MINUTE + MINUTE // 2
+    clock.advance(4 * MINUTE + MINUTE // 2)
     post(client, push_body(aggregate("other", 1), target_uuid="q"))
     assert post(client, BODY).get_json() == UNCHANGED  # found again: the database changed
     assert counter_pushed_ns(database_url, "k") == pushed_at
-    clock.now += MINUTE // 2 + 10**9  # past the counter's 5 minutes, within the group's one
+    clock.advance(MINUTE // 2 + 10**9)  # past the counter's 5 minutes, within the group's one
     assert post(client, BODY).get_json() == UNCHANGED
     assert counter_pushed_ns(database_url, "k") == clock.now
 
@@ -147,9 +138,8 @@ def counter_pushed_ns(database_url, key):
         ).fetchone()[0]
 
 
-def test_a_database_file_gone_before_a_verdict_is_looked_for_is_not_made_anew(
-    app, database_url, sqlite_only
-):
+@pytest.mark.sqlite_only
+def test_a_database_file_gone_before_a_verdict_is_looked_for_is_not_made_anew(app, database_url):
     client = app.test_client()
     assert post(client, BODY).get_json()["count_increase"] == 3
     assert post(client, BODY).get_json() == UNCHANGED  # remembered from now on
