@@ -217,8 +217,23 @@ def wal_sync_for(write_engine):
     return write_engine.get_execution_options().get("wal_sync", _no_sync)
 
 
-def _no_sync():
-    pass
+class _NoSync:
+    """The commit itself is durable (or, under NORMAL, is not meant to be): nothing to flush."""
+
+    def __call__(self):
+        pass
+
+    def committed(self):
+        pass
+
+    def unflushed(self):
+        return False
+
+    def flush_commits(self):
+        pass
+
+
+_no_sync = _NoSync()
 
 
 class ThreadConnections:

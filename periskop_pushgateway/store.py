@@ -134,8 +134,8 @@ class Store:
 
     @contextlib.contextmanager
     def _write_transaction(self):
-        """A connection in a write transaction, committed and on disk when this exits
-        without an exception."""
+        """A connection in a write transaction, committed when this exits without an
+        exception (on disk once flushed: see run_write)."""
         with self._write_lock():
             if self._write_connection is None:
                 with self._write_engine.begin() as connection:
@@ -144,13 +144,31 @@ class Store:
                 connection = self._write_connection()
                 with connection.begin():
                     yield connection
-        self._wal_sync()
+            self._wal_sync.committed()
 
-    def run_write(self, apply):
+    def run_write(self, apply, flush=True):
         """apply(connection) in a write transaction, run again when the database aborted it to
         break a deadlock or a serialization conflict with another instance (PostgreSQL):
         nothing of it was applied, so running it again is safe. On SQLite, writes waiting
-        together share one transaction (group_commit.py)."""
+        together share one transaction (group_commit.py).
+
+        The commit is on disk when this returns, unless flush=False: then the caller calls
+        flush() before it acknowledges the write. Under SQLITE_SYNCHRONOUS=FULL the WAL is
+        flushed after the write lock is released (wal_sync.py)."""
+        result = self._run_write(apply)
+        if flush:
+            self.flush()
+        return result
+
+    def flush(self):
+        """Make every commit of this process durable; OperationalError when the disk fails."""
+        self._wal_sync.flush_commits()
+
+    def unflushed(self):
+        """Whether a commit of this process may not be on disk yet (flush() makes it so)."""
+        return self._wal_sync.unflushed()
+
+    def _run_write(self, apply):
         if self._group_commit is not None:
             return self._group_commit.run(apply)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
@@ -178,8 +196,9 @@ class Store:
             connection.execute(select(groups.c.id).limit(1)).all()
         return True
 
-    def ingest(self, group_name, push, capped=True, likely_unchanged=False):
+    def ingest(self, group_name, push, capped=True, likely_unchanged=False, flush=True):
         """Apply one normalized push (normalize.normalize_push) to a group, atomically.
+        flush=False: see run_write.
 
         capped=False is for the gateway's own reports: it stores new keys past the group's
         maximum, and is no client's push, so the group's last push time stays.
@@ -231,7 +250,7 @@ class Store:
                 _save_counters(connection, process, group_id, states, now)
             return summary
 
-        return self.run_write(apply)
+        return self.run_write(apply, flush=flush)
 
     def unchanged_summary(self, group_name, push, capped=True, remembered=None):
         """The summary of a push that changes nothing (the same state pushed again, or one

@@ -24,6 +24,7 @@ a flush that fails leaves its push committed (the answer is a 503 all the same).
 """
 
 import os
+import threading
 
 from sqlalchemy.exc import OperationalError
 
@@ -37,6 +38,34 @@ class WalSync:
         # (device, inode) of the WAL whose directory entry is on disk. Threads racing here
         # at most flush the directory once more.
         self._synced_file = None
+        # Commits this process made, and how many of them the last flush covered: a flush
+        # started after a commit covers it, so a thread (or the worker's flusher, see
+        # flush_later.py) whose commit an earlier flush covered skips its own.
+        self._committed = 0
+        self._flushed = 0
+        self._flushing = threading.Lock()
+
+    def committed(self):
+        """Told after each commit, while the write lock still serializes this process's
+        writers."""
+        self._committed += 1
+
+    def unflushed(self):
+        """Whether a commit of this process is not yet known to be on disk."""
+        return self._flushed < self._committed
+
+    def flush_commits(self):
+        """Make every commit this process made so far durable (see __call__), unless a flush
+        that started after the last of them already did."""
+        ticket = self._committed
+        if self._flushed >= ticket:
+            return
+        with self._flushing:
+            if self._flushed >= ticket:
+                return  # flushed by the thread this one waited for
+            covered = self._committed
+            self()
+            self._flushed = max(self._flushed, covered)
 
     def database_opened(self, database_file):
         """A connection opened database_file (its full path, as PRAGMA database_list says)."""

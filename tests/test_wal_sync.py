@@ -8,6 +8,7 @@ import os
 import sqlite3
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from .helpers import aggregate, occurrence, post, push_body
 
@@ -117,3 +118,41 @@ def test_a_database_reached_through_a_symbolic_link_has_its_own_wal_flushed(
     assert post(app.test_client(), body).status_code == 200
     assert not (tmp_path / "gateway.db-wal").exists()
     assert str(volume / "gateway.db-wal") in [path for path, _ in flushes.seen]
+
+
+def test_one_flush_covers_every_commit_before_it_and_a_failed_one_is_made_again(make_app, flushes):
+    """Store.flush() after writes committed with flush=False: one fdatasync for all of them,
+    none when nothing was committed since, and after a failed one the commits still count as
+    not on disk until a flush succeeds."""
+    app = make_app()
+    store = app.extensions["periskop_pushgateway"].store
+    wal = _database_path(app) + "-wal"
+
+    def write():
+        store.run_write(lambda c: c.exec_driver_sql("UPDATE groups SET revision = revision"), False)
+
+    def wal_flushes():
+        flushed = [path for path, _ in flushes.seen if path == wal]
+        flushes.seen.clear()
+        return len(flushed)
+
+    store.flush()
+    wal_flushes()
+    write()
+    write()
+    assert store.unflushed()
+    assert wal_flushes() == 0
+    store.flush()
+    assert wal_flushes() == 1
+    assert not store.unflushed()
+    store.flush()
+    assert wal_flushes() == 0
+    write()
+    flushes.fail = True
+    with pytest.raises(OperationalError):
+        store.flush()
+    assert store.unflushed()
+    flushes.fail = False
+    store.flush()
+    assert wal_flushes() == 2  # the failed one, then the one made again
+    assert not store.unflushed()
