@@ -1,12 +1,15 @@
 /* A disk whose flush takes time: LD_PRELOAD this library and every fsync() and fdatasync()
  * of the process waits SLOW_FLUSH_US microseconds (default 2000) before it flushes, as on
  * network block storage or a busy disk. Flushes of several processes wait side by side, as
- * such storage serves them. bench/run.py --slow-flush-us builds and uses it.
+ * such storage serves them. The README's "A slow disk" runs the benchmark with it.
+ * SLOW_FLUSH_FAIL_WHILE=path: while a file exists at path, every flush fails after its wait
+ * (EIO), as a failing disk's would; the tests use it.
  *
  *   cc -shared -fPIC -O2 -o slow_flush.so slow_flush.c -ldl
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,10 +24,20 @@ static void wait_as_a_slow_disk(void) {
     nanosleep(&pause, NULL);
 }
 
+static int failing(void) {
+    const char *marker = getenv("SLOW_FLUSH_FAIL_WHILE");
+    if (marker && access(marker, F_OK) == 0) {
+        errno = EIO;
+        return 1;
+    }
+    return 0;
+}
+
 int fsync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
     wait_as_a_slow_disk();
+    if (failing()) return -1;
     return real(fd);
 }
 
@@ -32,5 +45,6 @@ int fdatasync(int fd) {
     static int (*real)(int);
     if (!real) real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     wait_as_a_slow_disk();
+    if (failing()) return -1;
     return real(fd);
 }

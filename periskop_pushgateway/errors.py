@@ -92,15 +92,20 @@ def register_error_handlers(app):
                 response.headers.add(name, value)
         return response, error.code
 
-    @app.errorhandler(OperationalError)
-    def database_unavailable(error):
-        # Locked past the busy timeout, disk full, read-only file, server gone: the transaction
-        # was rolled back, so the client may safely send the same push again.
-        log.error("database unavailable: %s", error.orig)
-        response = jsonify(
-            code=503,
-            message="Service Unavailable",
-            description="The database is unavailable; nothing was stored. Retry later.",
-        )
-        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response, 503
+    app.register_error_handler(OperationalError, database_unavailable)
+
+
+def database_unavailable(error):
+    """The answer to an OperationalError, in an app context."""
+    # Locked past the busy timeout, disk full, read-only file, server gone: the transaction
+    # was rolled back (or, its flush failed, never acknowledged), so the client may safely
+    # send the same push again.
+    log.error("database unavailable: %s", error.orig)
+    response = jsonify(
+        code=503,
+        message="Service Unavailable",
+        description="The database is unavailable; nothing was stored. Retry later.",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.status_code = 503
+    return response

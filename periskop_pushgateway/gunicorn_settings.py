@@ -39,7 +39,11 @@ def gunicorn_settings(
         "workers": workers or default_workers(),
         # nginx in front buffers slow clients, so a worker (or a thread) is only ever busy
         # with a complete request, and a push is one short SQLite transaction.
-        "worker_class": "gthread" if threads > 1 else "sync",
+        # The sync worker flushes a push's commit while it takes the next request
+        # (durable_worker.py); gthread's threads flush their own.
+        "worker_class": (
+            "gthread" if threads > 1 else "periskop_pushgateway.durable_worker.DurableSyncWorker"
+        ),
         "threads": threads,
         "timeout": timeout,
         # On SIGTERM or SIGHUP a worker finishes the request it holds (at most `timeout`

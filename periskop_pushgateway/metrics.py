@@ -85,6 +85,13 @@ WRITES_PER_COMMIT = Histogram(
     buckets=(1, 2, 4, 8, 16, 32),
 )
 
+PUSHES_PER_FLUSH = Histogram(
+    "periskop_pushgateway_pushes_per_flush",
+    "Pushes a sync worker acknowledged after one flush of the SQLite WAL file "
+    "(SQLITE_SYNCHRONOUS=FULL): the pushes it took while the previous flush ran share the next.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
+
 
 class StoredDataCollector:
     """Gauges read from the database at scrape time, so every worker reports the same."""

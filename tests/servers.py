@@ -129,7 +129,7 @@ def served_by_console_script(database_url, log_path, workers=2):
     )
 
 
-def production_gunicorn(database_url, folder, socket_activated=False):
+def production_gunicorn(database_url, folder, socket_activated=False, workers=2, env=None):
     """gunicorn as deployed: the repository's gunicorn.conf.py, 2 workers, behind one proxy."""
     metrics = folder / "metrics"
     metrics.mkdir(exist_ok=True)
@@ -143,11 +143,15 @@ def production_gunicorn(database_url, folder, socket_activated=False):
             "--config",
             "gunicorn.conf.py",
             "--workers",
-            "2",
+            str(workers),
             "--bind",
             "127.0.0.1:{port}",
         ],
-        env={"PERISKOP_PUSHGATEWAY_PROXY_HOPS": "1", "PROMETHEUS_MULTIPROC_DIR": str(metrics)},
+        env={
+            "PERISKOP_PUSHGATEWAY_PROXY_HOPS": "1",
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+            **(env or {}),
+        },
         log_path=folder / "gunicorn.log",
     )
 

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from functools import partial
 
 import orjson
 from flask import Blueprint, current_app, request
@@ -10,7 +11,8 @@ from sqlalchemy.exc import OperationalError
 
 from .. import metrics
 from ..body import parse_push_document, read_push_body
-from ..errors import InvalidPush, PushRejected
+from ..errors import InvalidPush, PushRejected, database_unavailable
+from ..flush_later import FLUSH_LATER, PendingFlush
 from ..heavy import LARGE_BODY_BYTES, one_at_a_time
 from ..log_format import push_line
 from ..recent import RecentPushes
@@ -36,6 +38,9 @@ blueprint = Blueprint("push", __name__)
 def push(group=DEFAULT_GROUP):
     started = time.perf_counter()
     gateway = current_gateway()
+    # Served by the gateway's sync worker, which flushes the commit and answers after this
+    # returns (flush_later.py); otherwise the push is flushed here.
+    flush_later = request.environ.get(FLUSH_LATER)
     try:
         # Clients send JSON under any content type (the Python client sends none, the Scala
         # client a form type), so the raw body is read and never parsed as a form.
@@ -64,7 +69,9 @@ def push(group=DEFAULT_GROUP):
             likely_unchanged = remembered is None and gateway.recent_pushes.counts_seen_already(
                 group, pushed
             )
-            summary = gateway.store.ingest(group, pushed, likely_unchanged=likely_unchanged)
+            summary = gateway.store.ingest(
+                group, pushed, likely_unchanged=likely_unchanged, flush=flush_later is None
+            )
     except PushRejected as rejection:
         metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
         report_rejection(gateway, request, group, rejection)
@@ -75,19 +82,6 @@ def push(group=DEFAULT_GROUP):
     gateway.recent_pushes.add(digest, pushed, len(body))
     if remembered is None:  # a remembered body's counts were noted when it was accepted
         gateway.recent_pushes.note_counts(group, pushed)
-    duration = time.perf_counter() - started
-    metrics.PUSHES.labels("accepted").inc()
-    metrics.PUSH_DURATION.observe(duration)
-    # Most pushes add nothing to these (a state pushed again): each increment of a worker's
-    # shared metrics costs about 1 µs.
-    for counter, amount in (
-        (metrics.OCCURRENCES_STORED, summary.new_occurrences),
-        (metrics.COUNT_INCREASE, summary.count_increase),
-        (metrics.DROPPED_KEYS, summary.dropped_keys),
-        (metrics.STALE_KEYS, summary.stale_keys),
-    ):
-        if amount:
-            counter.inc(amount)
     fields = {
         "outcome": "accepted",
         "from": request.remote_addr,
@@ -99,10 +93,53 @@ def push(group=DEFAULT_GROUP):
         "count_increase": summary.count_increase,
         "dropped_keys": summary.dropped_keys,
         "stale_keys": summary.stale_keys,
-        "duration_ms": round(duration * 1000, 1),
     }
-    log.info("%s", push_line(fields), extra=fields)
+
+    def accepted():
+        duration = time.perf_counter() - started
+        metrics.PUSHES.labels("accepted").inc()
+        metrics.PUSH_DURATION.observe(duration)
+        # Most pushes add nothing to these (a state pushed again): each increment of a
+        # worker's shared metrics costs about 1 µs.
+        for counter, amount in (
+            (metrics.OCCURRENCES_STORED, summary.new_occurrences),
+            (metrics.COUNT_INCREASE, summary.count_increase),
+            (metrics.DROPPED_KEYS, summary.dropped_keys),
+            (metrics.STALE_KEYS, summary.stale_keys),
+        ):
+            if amount:
+                counter.inc(amount)
+        fields["duration_ms"] = round(duration * 1000, 1)
+        log.info("%s", push_line(fields), extra=fields)
+
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
     gateway.maintenance.after_push()
     # orjson writes the summary (a dataclass) in a fifth of jsonify's time (3 against 14 µs).
-    return current_app.response_class(orjson.dumps(summary), mimetype="application/json")
+    response = current_app.response_class(orjson.dumps(summary), mimetype="application/json")
+    # A commit of this worker not known to be on disk (this push's, or one whose flush
+    # failed and that this push found stored) is flushed before the push is acknowledged.
+    if flush_later is not None and gateway.store.unflushed():
+        flush_later(
+            PendingFlush(
+                gateway.store.flush,
+                accepted,
+                partial(_unavailable, current_app._get_current_object()),
+            )
+        )
+        return response
+    try:
+        gateway.store.flush()
+    except OperationalError:
+        metrics.PUSHES.labels("unavailable").inc()
+        raise
+    accepted()
+    return response
+
+
+def _unavailable(app, error):
+    """The answer to a push whose flush failed after the view returned (flush_later.py)."""
+    metrics.PUSHES.labels("unavailable").inc()
+    if not isinstance(error, OperationalError):
+        error = OperationalError("flush the WAL file", None, error)
+    with app.app_context():
+        return database_unavailable(error)

@@ -1,0 +1,151 @@
+"""The gateway's sync worker acknowledges a push once its commit is flushed, by a thread of its
+own, while it takes the next request (flush_later.py, durable_worker.py). Real gunicorn with
+one worker, on a disk made slow or failing by bench/slow_flush.c (LD_PRELOAD)."""
+
+import json
+import shutil
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from .conftest import new_database_url
+from .helpers import aggregate, counts, occurrence, push_body
+from .servers import REPO, production_gunicorn
+from .test_metrics import sample
+
+pytestmark = pytest.mark.sqlite_only
+
+
+@pytest.fixture(scope="module")
+def slow_flush(tmp_path_factory):
+    """bench/slow_flush.c, built for LD_PRELOAD."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    assert compiler, "a C compiler (cc) is needed to build bench/slow_flush.c"
+    library = tmp_path_factory.mktemp("slow_flush") / "slow_flush.so"
+    source = REPO / "bench" / "slow_flush.c"
+    command = [compiler, "-shared", "-fPIC", "-O2", "-o", str(library), str(source), "-ldl"]
+    subprocess.run(command, check=True)
+    return library
+
+
+def one_worker(tmp_path, library, **flush_settings):
+    """The gateway as deployed (gunicorn.conf.py, behind one proxy), with one worker, every
+    flush through the library."""
+    env = {"LD_PRELOAD": str(library), **flush_settings}
+    return production_gunicorn(new_database_url(tmp_path), tmp_path, workers=1, env=env)
+
+
+def new_client_push(number, count=1):
+    body = push_body(aggregate("k", count, [occurrence(f"m{number}")]), target_uuid=f"p{number}")
+    return json.dumps(body)
+
+
+def post(gateway, data):
+    return requests.post(gateway.url + "/errors", data=data, timeout=60)
+
+
+def metrics_text(gateway):
+    response = requests.get(gateway.url + "/metrics", timeout=10)
+    assert response.status_code == 200
+    return response.text
+
+
+def push_all_at_once(gateway, bodies):
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return [response.status_code for response in pool.map(lambda b: post(gateway, b), bodies)]
+
+
+def test_pushes_taken_while_a_flush_runs_share_the_next_flush(tmp_path, slow_flush):
+    bodies = [new_client_push(number) for number in range(12)]
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="300000")
+    with gateway:
+        assert push_all_at_once(gateway, bodies) == [200] * 12
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+        assert counts(export) == {"k": 12}
+        text = metrics_text(gateway)
+    assert sample(text, "periskop_pushgateway_pushes_per_flush_sum") == 12
+    # A flush of 0.3 s and a push's few milliseconds: the first flush holds one push, and
+    # the ones taken meanwhile wait together for the next.
+    assert sample(text, "periskop_pushgateway_pushes_per_flush_count") < 12
+    assert sample(text, "periskop_pushgateway_pushes_total", outcome="accepted") == 12
+
+
+def test_no_more_than_64_answers_wait_for_one_flush(tmp_path, slow_flush):
+    """The worker takes no more requests while 64 answers wait (durable_worker.MAX_WAITING)."""
+    bodies = [new_client_push(number) for number in range(100)]
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="500000")
+    with gateway:
+        assert push_all_at_once(gateway, bodies) == [200] * 100
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+        assert counts(export) == {"k": 100}
+        text = metrics_text(gateway)
+    flushes = sample(text, "periskop_pushgateway_pushes_per_flush_count")
+    assert sample(text, "periskop_pushgateway_pushes_per_flush_bucket", le="64.0") == flushes
+    assert sample(text, "periskop_pushgateway_pushes_per_flush_bucket", le="32.0") < flushes
+
+
+def test_a_push_whose_flush_fails_gets_a_503_and_the_worker_serves_on(tmp_path, slow_flush):
+    failing = tmp_path / "disk-fails"
+    gateway = one_worker(
+        tmp_path, slow_flush, SLOW_FLUSH_US="0", SLOW_FLUSH_FAIL_WHILE=str(failing)
+    )
+    first = new_client_push(1, count=1)
+    later = json.dumps(
+        push_body(aggregate("k", 5, [occurrence("m1"), occurrence("m2")]), target_uuid="p1")
+    )
+    with gateway:
+        assert post(gateway, first).status_code == 200
+        [worker] = gateway.worker_pids()
+        failing.touch()
+        response = post(gateway, later)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.json()["code"] == 503
+        assert response.json()["description"].startswith("The database is unavailable")
+        # The push found stored now was never on disk: pushed again, it is acknowledged
+        # only once a flush succeeds.
+        assert post(gateway, later).status_code == 503
+        failing.unlink()
+        assert post(gateway, later).status_code == 200
+        assert gateway.worker_pids() == [worker]
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+        assert counts(export) == {"k": 5}  # the later state, counted once (rule 2)
+        text = metrics_text(gateway)
+    assert sample(text, "periskop_pushgateway_pushes_total", outcome="unavailable") == 2
+    assert sample(text, "periskop_pushgateway_pushes_total", outcome="accepted") == 2
+    log = (tmp_path / "gunicorn.log").read_text()
+    assert "database unavailable" in log
+    assert log.count('"POST /errors HTTP/1.1" 503') == 2
+
+
+def test_a_stopping_worker_first_answers_the_pushes_waiting_for_a_flush(tmp_path, slow_flush):
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="1500000")
+    database = gateway.database_url.removeprefix("sqlite:///")
+    answers = []
+    with gateway:
+        pushing = threading.Thread(target=lambda: answers.append(post(gateway, new_client_push(1))))
+        pushing.start()
+        deadline = time.monotonic() + 20
+        while not _committed(database):
+            assert time.monotonic() < deadline, "the push was never committed"
+            time.sleep(0.02)
+        # Committed, its flush under way: the worker is told to stop.
+        gateway.process.send_signal(signal.SIGTERM)
+        pushing.join(30)
+        assert gateway.process.wait(30) == 0
+    assert [answer.status_code for answer in answers] == [200]
+    assert answers[0].json()["count_increase"] == 1
+
+
+def _committed(database):
+    with sqlite3.connect(database) as connection:
+        try:
+            return connection.execute("SELECT count(*) FROM aggregates").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False  # not migrated yet
