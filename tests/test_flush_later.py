@@ -5,7 +5,9 @@ one worker, on a disk made slow or failing by bench/slow_flush.c (LD_PRELOAD).""
 import json
 import shutil
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -126,15 +128,11 @@ def test_a_push_whose_flush_fails_gets_a_503_and_the_worker_serves_on(tmp_path, 
 
 def test_a_stopping_worker_first_answers_the_pushes_waiting_for_a_flush(tmp_path, slow_flush):
     gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="1500000")
-    database = gateway.database_url.removeprefix("sqlite:///")
     answers = []
     with gateway:
         pushing = threading.Thread(target=lambda: answers.append(post(gateway, new_client_push(1))))
         pushing.start()
-        deadline = time.monotonic() + 20
-        while not _committed(database):
-            assert time.monotonic() < deadline, "the push was never committed"
-            time.sleep(0.02)
+        _wait_until_committed(gateway)
         # Committed, its flush under way: the worker is told to stop.
         gateway.process.send_signal(signal.SIGTERM)
         pushing.join(30)
@@ -143,9 +141,39 @@ def test_a_stopping_worker_first_answers_the_pushes_waiting_for_a_flush(tmp_path
     assert answers[0].json()["count_increase"] == 1
 
 
+def _wait_until_committed(gateway):
+    database = gateway.database_url.removeprefix("sqlite:///")
+    deadline = time.monotonic() + 20
+    while not _committed(database):
+        assert time.monotonic() < deadline, "the push was never committed"
+        time.sleep(0.02)
+
+
 def _committed(database):
     with sqlite3.connect(database) as connection:
         try:
             return connection.execute("SELECT count(*) FROM aggregates").fetchone()[0] > 0
         except sqlite3.OperationalError:
             return False  # not migrated yet
+
+
+def test_a_client_gone_before_its_answer_leaves_the_worker_serving(tmp_path, slow_flush):
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="300000")
+    body = new_client_push(1).encode()
+    request = (
+        f"POST /errors HTTP/1.1\r\nHost: gateway\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with gateway:
+        [worker] = gateway.worker_pids()
+        with socket.create_connection(("127.0.0.1", gateway.port)) as impatient:
+            impatient.sendall(request)
+            _wait_until_committed(gateway)
+            # Gone (reset) while its flush runs: its answer meets a closed connection.
+            impatient.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert post(gateway, new_client_push(2)).status_code == 200
+        assert post(gateway, new_client_push(3)).status_code == 200
+        assert gateway.worker_pids() == [worker]
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+    # Its push was whole when it left, so it is stored, though never acknowledged.
+    assert counts(export) == {"k": 3}
