@@ -40,11 +40,21 @@ def shares(stack_files):
         for line in path.read_text().splitlines():
             stack, count = line.rsplit(" ", 1)
             frames = stack.split(";")
+            if _flusher_waiting_for_work(frames):
+                continue
             total += int(count)
             own[frames[-1]] += int(count)
             for frame in set(frames):
                 inclusive[frame] += int(count)
     return inclusive, own, total
+
+
+def _flusher_waiting_for_work(frames):
+    """A worker's flusher thread (durable_worker.py) asleep until a push waits for a flush:
+    py-spy samples it as active, but it uses no CPU."""
+    return frames[-1].startswith("Condition.wait ") and any(
+        frame.startswith("Flusher._run ") for frame in frames
+    )
 
 
 def main():
