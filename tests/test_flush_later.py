@@ -127,7 +127,7 @@ def test_a_push_whose_flush_fails_gets_a_503_and_the_worker_serves_on(tmp_path, 
 
 
 def test_a_stopping_worker_first_answers_the_pushes_waiting_for_a_flush(tmp_path, slow_flush):
-    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="1500000")
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="800000")
     answers = []
     with gateway:
         pushing = threading.Thread(target=lambda: answers.append(post(gateway, new_client_push(1))))
