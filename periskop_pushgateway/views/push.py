@@ -38,9 +38,6 @@ blueprint = Blueprint("push", __name__)
 def push(group=DEFAULT_GROUP):
     started = time.perf_counter()
     gateway = current_gateway()
-    # Served by the gateway's sync worker, which flushes the commit and answers after this
-    # returns (flush_later.py); otherwise the push is flushed here.
-    flush_later = request.environ.get(FLUSH_LATER)
     try:
         # Clients send JSON under any content type (the Python client sends none, the Scala
         # client a form type), so the raw body is read and never parsed as a form.
@@ -69,8 +66,9 @@ def push(group=DEFAULT_GROUP):
             likely_unchanged = remembered is None and gateway.recent_pushes.counts_seen_already(
                 group, pushed
             )
+            # Flushed below, once, here or by the worker (flush_later.py).
             summary = gateway.store.ingest(
-                group, pushed, likely_unchanged=likely_unchanged, flush=flush_later is None
+                group, pushed, likely_unchanged=likely_unchanged, flush=False
             )
     except PushRejected as rejection:
         metrics.PUSHES.labels(OUTCOMES[rejection.code]).inc()
@@ -117,7 +115,9 @@ def push(group=DEFAULT_GROUP):
     # orjson writes the summary (a dataclass) in a fifth of jsonify's time (3 against 14 µs).
     response = current_app.response_class(orjson.dumps(summary), mimetype="application/json")
     # A commit of this worker not known to be on disk (this push's, or one whose flush
-    # failed and that this push found stored) is flushed before the push is acknowledged.
+    # failed and that this push found stored) is flushed before the push is acknowledged:
+    # by the gateway's sync worker after this returns (flush_later.py), or here.
+    flush_later = request.environ.get(FLUSH_LATER)
     if flush_later is not None and gateway.store.unflushed():
         flush_later(
             PendingFlush(
