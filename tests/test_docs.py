@@ -23,7 +23,7 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     assert len(commands) == 2
     run, test = commands
     assert "periskop-pushgateway serve" in run
-    assert "pytest" in test
+    assert test.endswith(".venv/bin/python -m tests")  # both databases (tests/__main__.py)
     assert test in (REPO / ".ci" / "run").read_text()
 
 
