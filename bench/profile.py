@@ -40,7 +40,7 @@ def shares(stack_files):
         for line in path.read_text().splitlines():
             stack, count = line.rsplit(" ", 1)
             frames = stack.split(";")
-            if _flusher_waiting_for_work(frames):
+            if _answerer_waiting(frames):
                 continue
             total += int(count)
             own[frames[-1]] += int(count)
@@ -49,11 +49,11 @@ def shares(stack_files):
     return inclusive, own, total
 
 
-def _flusher_waiting_for_work(frames):
-    """A worker's flusher thread (durable_worker.py) asleep until a push waits for a flush:
+def _answerer_waiting(frames):
+    """A worker's answerer thread (durable_worker.py) asleep until an answer is kept too long:
     py-spy samples it as active, but it uses no CPU."""
     return frames[-1].startswith("Condition.wait ") and any(
-        frame.startswith("Flusher._run ") for frame in frames
+        frame.startswith("KeptAnswers._run ") for frame in frames
     )
 
 

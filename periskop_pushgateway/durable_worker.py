@@ -1,23 +1,30 @@
-"""gunicorn's sync worker, with a flusher thread that acknowledges pushes once they are on disk
-while the worker takes the next request (flush_later.py says why and what the app does).
+"""gunicorn's sync worker that acknowledges pushes once they are on disk, flushing once for
+every push it took in a row (flush_later.py says why and what the app does).
 
 Only what a handed-off request needs differs from gunicorn's SyncWorker: the app is wrapped
-to offer FLUSH_LATER and to hand the request to the flusher when the app gave it a PendingFlush,
-and handle() (gunicorn 27's, otherwise as it is) leaves that request's connection open for
-the flusher to answer and close. Every other request is served exactly as SyncWorker serves
-it. Measured in one run against the commit before (wrk -t2 -c16 -d5s, 2 workers, SQLite FULL,
-three rounds), pushes from new clients: on this machine's disk, which flushes in about 0.3 ms,
-within noise (small ones 750, 666 and 731/s before, 715, 668 and 608/s after; typical ones
-445, 451 and 542/s against 431, 449 and 523/s), the idle time the workers left (15 to 17%)
-spent on the thread's switches instead; with every flush 2 ms slower (bench/slow_flush.c),
-small ones 314, 365 and 353/s against 545, 536 and 563/s, typical ones 256, 270 and 283/s
-against 428, 462 and 384/s: the flush no longer holds the worker.
+to offer FLUSH_LATER and to keep the request's answer when the app gave it a PendingFlush, and
+handle() (gunicorn 27's, otherwise as it is) leaves that request's connection open. The worker
+takes every request already waiting to be accepted, then flushes once and sends the answers
+kept: before it waits for the next connection, when MAX_WAITING answers are kept, and, should
+a request hold it longer (a slow client, a large push), its answerer thread sends them once
+the oldest has waited MAX_WAIT_SECONDS. Every other request is served as SyncWorker serves it.
+
+Measured in one run against a flusher thread that flushed and answered each push handed to it
+while the worker took the next request (wrk -t2 -c16 -d4s, 2 workers, SQLite FULL, five rounds
+alternating), pushes from new clients: small ones 1,406, 1,336, 1,437, 1,442 and 1,719/s against
+1,369, 1,213, 1,305, 1,405 and 1,450/s; typical ones 1,007, 926, 821, 766 and 892/s against 888,
+726, 683, 733 and 760/s. Worker CPU per push fell from 1.09-1.32 to 0.90-1.18 ms (small) and from
+1.84-2.36 to 1.59-2.04 ms (typical): the thread's wake-ups and turns at the GIL for every push
+cost more than the wait for the disk it hid (the machine now idles 11-13% against 8-10%). With
+every flush 2 ms slower (bench/slow_flush.c, two rounds), small ones 1,185 and 1,062/s against
+756 and 730/s, typical ones 760 and 782/s against 676 and 616/s.
 """
 
 import errno
 import logging
 import ssl
 import threading
+import time
 from datetime import datetime
 
 from gunicorn import http, sock, util
@@ -29,15 +36,19 @@ from .flush_later import FLUSH_LATER
 
 log = logging.getLogger(__name__)
 
-# Answers waiting for a flush, at most, per worker: past it the worker waits before it takes
-# another request. Each holds its client's connection (a file descriptor) and its answer's
-# few hundred bytes; a disk that stops answering holds at most this many connections open
-# per worker until gunicorn's timeout ends the worker (and the clients push again).
+# Answers kept for a flush, at most, per worker: the worker flushes and sends them before it
+# takes another request. Each holds its client's connection (a file descriptor) and its
+# answer's few hundred bytes.
 MAX_WAITING = 64
+# The longest an answer is kept while the worker serves another request: past it the worker's
+# answerer thread flushes and sends. So a push is answered at most this long (and its flush)
+# after it was committed, whatever the next request does; a disk that stops answering holds at
+# most MAX_WAITING connections open per worker until gunicorn's timeout ends the worker.
+MAX_WAIT_SECONDS = 0.05
 
 
 class _HandedOff(Exception):  # noqa: N818 - a signal to handle(), not an error
-    """Raised through gunicorn's handle_request once the flusher holds the request."""
+    """Raised through gunicorn's handle_request once the worker keeps the request's answer."""
 
 
 class DurableSyncWorker(SyncWorker):
@@ -46,12 +57,17 @@ class DurableSyncWorker(SyncWorker):
         self.wsgi = self._handing_off(self.wsgi)
 
     def run(self):
-        self._flusher = Flusher(self.log)
+        self._kept = KeptAnswers(self.log)
         try:
             super().run()
         finally:
-            # Stopping (SIGTERM, max_requests): the answers waiting are flushed and sent.
-            self._flusher.close(self.cfg.graceful_timeout)
+            # Stopping (SIGTERM, max_requests): the answers kept are flushed and sent.
+            self._kept.close()
+
+    def wait(self, timeout):
+        # No request waits to be accepted: flush once for the answers kept, and send them.
+        self._kept.send()
+        return super().wait(timeout)
 
     def _handing_off(self, app):
         def handing_off(environ, start_response):
@@ -63,7 +79,7 @@ class DurableSyncWorker(SyncWorker):
                 return answer
             # gunicorn's start_response, as gunicorn passed it here: its Response's method.
             response = start_response.__self__
-            self._flusher.add(_Answer(pending[0], answer, response, environ, started, self.cfg))
+            self._kept.add(_Answer(pending[0], answer, response, environ, started, self.cfg))
             raise _HandedOff
 
         return handing_off
@@ -158,41 +174,57 @@ def _close(answer):
             log.exception("closing an answer")
 
 
-class Flusher:
-    """A worker's thread that sends the answers waiting for a flush: each batch is what waited
-    when the thread came round, and its first flush covers all of them."""
+class KeptAnswers:
+    """The answers a worker keeps until a flush, and the thread that sends them when the worker
+    does not within MAX_WAIT_SECONDS. Whichever sends takes all that are kept: one flush covers
+    them (WalSync.flush_commits)."""
 
     def __init__(self, gunicorn_log):
         self._log = gunicorn_log
-        self._waiting = []
+        self._answers = []
+        self._since = None  # when the oldest answer kept was added (time.monotonic)
         self._changed = threading.Condition()
         self._closing = False
-        self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="answerer", daemon=True)
         self._thread.start()
 
     def add(self, answer):
         with self._changed:
-            while len(self._waiting) >= MAX_WAITING:
-                self._changed.wait()
-            self._waiting.append(answer)
-            self._changed.notify_all()
+            if not self._answers:
+                self._since = time.monotonic()
+                self._changed.notify()  # the thread's clock starts
+            self._answers.append(answer)
+            full = len(self._answers) >= MAX_WAITING
+        if full:
+            self.send()
 
-    def close(self, timeout):
-        """Send what waits, then end the thread (waiting at most timeout seconds)."""
+    def send(self):
+        """Flush, then send every answer kept (each the 503 of a failed flush if it failed)."""
+        with self._changed:
+            batch, self._answers = self._answers, []
+        if not batch:
+            return
+        metrics.PUSHES_PER_FLUSH.observe(len(batch))
+        for answer in batch:
+            answer.send(self._log)
+
+    def close(self):
+        """Send what is kept, and end the thread."""
         with self._changed:
             self._closing = True
-            self._changed.notify_all()
-        self._thread.join(timeout)
+            self._changed.notify()
+        self._thread.join()
+        self.send()
 
     def _run(self):
         while True:
             with self._changed:
-                while not self._waiting and not self._closing:
+                while not self._answers and not self._closing:
                     self._changed.wait()
-                if not self._waiting:
+                if self._closing:
                     return
-                batch, self._waiting = self._waiting, []
-                self._changed.notify_all()  # room for add()
-            metrics.PUSHES_PER_FLUSH.observe(len(batch))
-            for answer in batch:
-                answer.send(self._log)
+                late = self._since + MAX_WAIT_SECONDS - time.monotonic()
+                if late > 0:
+                    self._changed.wait(late)
+                    continue  # the worker may have sent them meanwhile
+            self.send()

@@ -1,15 +1,15 @@
-"""How a push is acknowledged once its commit is on disk without the worker waiting for the disk.
+"""How a push is acknowledged once its commit is on disk, with one flush for many pushes.
 
 Under SQLITE_SYNCHRONOUS=FULL a push's commit must be flushed before the push is answered
-(wal_sync.py). A sync worker that flushed in the request would sit idle for the flush, and a
-2-core machine measured 13 to 19% idle under pushes from new clients. Instead, the gateway's
-gunicorn worker (durable_worker.py) offers to flush later: the app commits, prepares its
-answer and hands a PendingFlush to the function the worker put in the WSGI environ (a function,
-not a value the worker reads back, so that middleware that copies the environ cannot lose it
-and leave a push acknowledged before its flush); the worker hands the connection to its
-flusher thread and takes the next request. The flusher flushes once for every push that
-waits, and only then runs `accepted` (the push's log line and metrics) and sends the answer,
-or, when the flush fails, the 503 of `failed`. Nothing is acknowledged before it is on disk.
+(wal_sync.py). A sync worker that flushed in each request would flush once per push and sit
+idle for each flush (a 2-core machine measured 13 to 19% idle under pushes from new clients).
+Instead, the gateway's gunicorn worker (durable_worker.py) offers to flush later: the app
+commits, prepares its answer and hands a PendingFlush to the function the worker put in the
+WSGI environ (a function, not a value the worker reads back, so that middleware that copies the
+environ cannot lose it and leave a push acknowledged before its flush); the worker keeps the
+answer and takes the next request. It flushes once for every answer it keeps, and only then
+runs `accepted` (the push's log line and metrics) and sends the answer, or, when the flush
+fails, the 503 of `failed`. Nothing is acknowledged before it is on disk.
 
 Served any other way (Flask's test client, gthread workers, another WSGI server), FLUSH_LATER
 is missing and the app flushes before it answers, as before.

@@ -1,6 +1,7 @@
-"""The gateway's sync worker acknowledges a push once its commit is flushed, by a thread of its
-own, while it takes the next request (flush_later.py, durable_worker.py). Real gunicorn with
-one worker, on a disk made slow or failing by bench/slow_flush.c (LD_PRELOAD)."""
+"""The gateway's sync worker acknowledges a push once its commit is flushed: once for all the
+pushes it took in a row, and within a bound whatever it serves next (flush_later.py,
+durable_worker.py). Real gunicorn with one worker, on a disk made slow or failing by
+bench/slow_flush.c (LD_PRELOAD)."""
 
 import json
 import shutil
@@ -63,7 +64,7 @@ def push_all_at_once(gateway, bodies):
         return [response.status_code for response in pool.map(lambda b: post(gateway, b), bodies)]
 
 
-def test_pushes_taken_while_a_flush_runs_share_the_next_flush(tmp_path, slow_flush):
+def test_pushes_arriving_together_share_one_flush(tmp_path, slow_flush):
     bodies = [new_client_push(number) for number in range(12)]
     gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="300000")
     with gateway:
@@ -72,14 +73,15 @@ def test_pushes_taken_while_a_flush_runs_share_the_next_flush(tmp_path, slow_flu
         assert counts(export) == {"k": 12}
         text = metrics_text(gateway)
     assert sample(text, "periskop_pushgateway_pushes_per_flush_sum") == 12
-    # A flush of 0.3 s and a push's few milliseconds: the first flush holds one push, and
-    # the ones taken meanwhile wait together for the next.
+    # A flush of 0.3 s and a push's few milliseconds: the pushes that arrive during a flush
+    # (or before the worker runs out of requests to take) wait together for the next.
     assert sample(text, "periskop_pushgateway_pushes_per_flush_count") < 12
     assert sample(text, "periskop_pushgateway_pushes_total", outcome="accepted") == 12
 
 
 def test_no_more_than_64_answers_wait_for_one_flush(tmp_path, slow_flush):
-    """The worker takes no more requests while 64 answers wait (durable_worker.MAX_WAITING)."""
+    """The worker flushes and answers before it takes a request past 64 answers kept
+    (durable_worker.MAX_WAITING)."""
     bodies = [new_client_push(number) for number in range(100)]
     gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="500000")
     with gateway:
@@ -139,6 +141,37 @@ def test_a_stopping_worker_first_answers_the_pushes_waiting_for_a_flush(tmp_path
         assert gateway.process.wait(30) == 0
     assert [answer.status_code for answer in answers] == [200]
     assert answers[0].json()["count_increase"] == 1
+
+
+def test_a_push_is_answered_while_the_worker_waits_on_a_slow_client(tmp_path, slow_flush):
+    """The worker takes the next connection, a client that sends its headers slowly, while a
+    push's answer is kept: its answerer thread flushes and sends it within
+    durable_worker.MAX_WAIT_SECONDS, not once the slow client is done."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="0")
+    body = new_client_push(1).encode()
+    head = f"POST /errors HTTP/1.1\r\nHost: gateway\r\nContent-Length: {len(body)}\r\n\r\n"
+    with gateway:
+        [worker] = gateway.worker_pids()
+        with (
+            socket.create_connection(("127.0.0.1", gateway.port)) as pusher,
+            socket.create_connection(("127.0.0.1", gateway.port)) as slow,
+        ):
+            pusher.sendall(head.encode() + body[:10])
+            # Queued behind the pusher's connection: the worker takes it once the push is
+            # committed, and waits for the rest of its headers.
+            slow.sendall(b"GET /-/errors HTTP/1.1\r\nHost: gateway\r\n")
+            pusher.sendall(body[10:])
+            # Without the thread, the answer would wait for the slow client, or for gunicorn's
+            # timeout (30 s) to end the worker.
+            pusher.settimeout(20)
+            assert pusher.recv(100).startswith(b"HTTP/1.1 200 ")
+            slow.settimeout(0.2)
+            with pytest.raises(TimeoutError):
+                slow.recv(100)  # still being read
+            slow.sendall(b"\r\n")
+            slow.settimeout(20)
+            assert slow.recv(100).startswith(b"HTTP/1.1 200 ")
+        assert gateway.worker_pids() == [worker]
 
 
 def _wait_until_committed(gateway):
