@@ -88,7 +88,7 @@ WRITES_PER_COMMIT = Histogram(
 PUSHES_PER_FLUSH = Histogram(
     "periskop_pushgateway_pushes_per_flush",
     "Pushes a sync worker acknowledged after one flush of the SQLite WAL file "
-    "(SQLITE_SYNCHRONOUS=FULL): the pushes it took while the previous flush ran share the next.",
+    "(SQLITE_SYNCHRONOUS=FULL): the pushes it took in a row share one.",
     buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 
