@@ -39,8 +39,8 @@ def gunicorn_settings(
         "workers": workers or default_workers(),
         # nginx in front buffers slow clients, so a worker (or a thread) is only ever busy
         # with a complete request, and a push is one short SQLite transaction.
-        # The sync worker flushes a push's commit while it takes the next request
-        # (durable_worker.py); gthread's threads flush their own.
+        # The sync worker flushes once for the pushes it takes in a row (durable_worker.py);
+        # gthread's threads flush their own.
         "worker_class": (
             "gthread" if threads > 1 else "periskop_pushgateway.durable_worker.DurableSyncWorker"
         ),
