@@ -182,6 +182,7 @@ class KeptAnswers:
     def __init__(self, gunicorn_log):
         self._log = gunicorn_log
         self._answers = []
+        self._sending = 0  # answers taken by a send() not yet over
         self._since = None  # when the oldest answer kept was added (time.monotonic)
         self._changed = threading.Condition()
         self._closing = False
@@ -194,7 +195,9 @@ class KeptAnswers:
                 self._since = time.monotonic()
                 self._changed.notify()  # the thread's clock starts
             self._answers.append(answer)
-            full = len(self._answers) >= MAX_WAITING
+            # Those the thread is sending count too: a disk that stops answering holds
+            # MAX_WAITING connections of the worker's at most, not twice as many.
+            full = len(self._answers) + self._sending >= MAX_WAITING
         if full:
             self.send()
 
@@ -202,11 +205,16 @@ class KeptAnswers:
         """Flush, then send every answer kept (each the 503 of a failed flush if it failed)."""
         with self._changed:
             batch, self._answers = self._answers, []
+            self._sending += len(batch)
         if not batch:
             return
-        metrics.PUSHES_PER_FLUSH.observe(len(batch))
-        for answer in batch:
-            answer.send(self._log)
+        try:
+            metrics.PUSHES_PER_FLUSH.observe(len(batch))
+            for answer in batch:
+                answer.send(self._log)
+        finally:
+            with self._changed:
+                self._sending -= len(batch)
 
     def close(self):
         """Send what is kept, and end the thread."""

@@ -3,7 +3,9 @@ pushes it took in a row, and within a bound whatever it serves next (flush_later
 durable_worker.py). Real gunicorn with one worker, on a disk made slow or failing by
 bench/slow_flush.c (LD_PRELOAD)."""
 
+import contextlib
 import json
+import os
 import shutil
 import signal
 import socket
@@ -92,6 +94,43 @@ def test_no_more_than_64_answers_wait_for_one_flush(tmp_path, slow_flush):
     flushes = sample(text, "periskop_pushgateway_pushes_per_flush_count")
     assert sample(text, "periskop_pushgateway_pushes_per_flush_bucket", le="64.0") == flushes
     assert sample(text, "periskop_pushgateway_pushes_per_flush_bucket", le="32.0") < flushes
+
+
+def test_a_disk_that_stops_answering_holds_at_most_64_connections_of_a_worker(tmp_path, slow_flush):
+    """While flushes take 1 s, the answers the worker keeps and those its thread is sending
+    hold at most MAX_WAITING of its clients' connections together."""
+    bodies = [new_client_push(number) for number in range(150)]
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="1000000")
+    with gateway:
+        [worker] = gateway.worker_pids()
+        statuses = []
+        pushing = threading.Thread(
+            target=lambda: statuses.extend(push_all_at_once(gateway, bodies))
+        )
+        pushing.start()
+        held = []
+        while pushing.is_alive() and len(held) < 100:
+            held.append(client_connections(worker, gateway.port))
+            time.sleep(0.05)
+        pushing.join(120)
+    assert statuses == [200] * 150
+    # The thread takes the first pushes after 50 ms and flushes them for 1 s; the worker then
+    # keeps no more than the rest of the 64 before it flushes too.
+    assert 32 < max(held) <= 64, held
+
+
+def client_connections(pid, port):
+    """The established TCP connections to `port` that process `pid` holds."""
+    sockets = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    held = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
+        held += local_port == port and state == "01" and f"socket:[{inode}]" in sockets
+    return held
 
 
 def test_a_push_whose_flush_fails_gets_a_503_and_the_worker_serves_on(tmp_path, slow_flush):
