@@ -41,9 +41,10 @@ log = logging.getLogger(__name__)
 # answer's few hundred bytes.
 MAX_WAITING = 64
 # The longest an answer is kept while the worker serves another request: past it the worker's
-# answerer thread flushes and sends. So a push is answered at most this long (and its flush)
-# after it was committed, whatever the next request does; a disk that stops answering holds at
-# most MAX_WAITING connections open per worker until gunicorn's timeout ends the worker.
+# answerer thread flushes and sends. So a push is answered at most this long (and its flush,
+# and one step of the worker that holds the GIL) after it was committed, whatever the next
+# request does; a disk that stops answering holds at most MAX_WAITING connections open per
+# worker until gunicorn's timeout ends the worker.
 MAX_WAIT_SECONDS = 0.05
 
 
