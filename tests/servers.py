@@ -59,17 +59,26 @@ class Gunicorn:
             pass_fds=self.pass_fds,
             start_new_session=True,
         )
+        try:
+            self._wait_until_healthy(timeout)
+        except BaseException:
+            # `with` calls no __exit__ when __enter__ raises (Ctrl-C included): a gunicorn
+            # started here would outlive the test.
+            self.kill()
+            raise
+        return self
+
+    def _wait_until_healthy(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.process.returncode}")
             try:
                 if requests.get(self.url + "/-/health", timeout=1).status_code == 200:
-                    return self
+                    return
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or (on a socket held for it) not answering yet
             time.sleep(0.1)
-        self.kill()
         raise RuntimeError("gunicorn did not become healthy in time")
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
