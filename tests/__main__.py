@@ -10,6 +10,7 @@ alone with plain pytest (see the README).
 """
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ def main(arguments):
         _wait(running, statuses, started)
     finally:  # interrupted: no pass goes on alone
         for process in running:
-            process.kill()
+            _stop(process)
     for database in PASSES:
         print(f"{database}: {'passed' if statuses[database] == 0 else 'FAILED'}")
     return next((status for status in statuses.values() if status), 0)
@@ -58,6 +59,20 @@ def _wait(running, statuses, started):
             sys.stdout.flush()
             statuses[database] = process.returncode
         time.sleep(1)
+
+
+def _stop(process):
+    """End an interrupted pass, letting it stop the servers its tests started first: Ctrl-C
+    in a terminal reaches it too, and pytest then tears its fixtures down. One that goes on is
+    sent its own SIGINT, and killed only if that does not end it either."""
+    for nudge, patience in ((None, 10), (signal.SIGINT, 30), (signal.SIGKILL, 30)):
+        if nudge is not None:
+            process.send_signal(nudge)
+        try:
+            process.wait(patience)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 if __name__ == "__main__":

@@ -1,8 +1,12 @@
 """`python -m tests` (the README's test command) runs the suite on both databases and fails
 when either pass fails."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -34,3 +38,46 @@ def test_a_failing_pass_fails_the_run():
     result = run_both(ONE_TEST, "-k", "no_test_has_this_name")
     assert result.returncode == 5, result.stdout
     assert "sqlite: FAILED" in result.stdout and "postgresql: FAILED" in result.stdout
+
+
+def test_ctrl_c_lets_each_pass_stop_the_servers_its_tests_started():
+    # A test that serves from gunicorn for a few seconds; Ctrl-C reaches the runner's group.
+    command = [sys.executable, "-m", "tests", "-q", "-p", "no:cacheprovider"]
+    command += ["tests/test_flush_later.py", "-k", "arriving_together"]
+    runner = subprocess.Popen(
+        command,
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not (servers := [pid for pid in descendants(runner.pid) if is_gunicorn(pid)]):
+        assert time.monotonic() < deadline, "no gunicorn started"
+        time.sleep(0.1)
+    os.killpg(runner.pid, signal.SIGINT)
+    assert runner.wait(120) != 0
+    assert [pid for pid in servers if is_gunicorn(pid)] == []
+
+
+def descendants(pid):
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def is_gunicorn(pid):
+    try:
+        return b"gunicorn" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
