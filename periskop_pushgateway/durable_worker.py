@@ -206,9 +206,9 @@ class KeptAnswers:
         """Flush, then send every answer kept (each the 503 of a failed flush if it failed)."""
         with self._changed:
             batch, self._answers = self._answers, []
+            if not batch:
+                return
             self._sending += len(batch)
-        if not batch:
-            return
         try:
             metrics.PUSHES_PER_FLUSH.observe(len(batch))
             for answer in batch:

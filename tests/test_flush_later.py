@@ -15,6 +15,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -126,7 +127,7 @@ def client_connections(pid, port):
         with contextlib.suppress(OSError):
             sockets.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
     held = 0
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local_port, state, inode = int(fields[1].split(":")[1], 16), fields[3], fields[9]
         held += local_port == port and state == "01" and f"socket:[{inode}]" in sockets
