@@ -250,3 +250,64 @@ def test_a_client_gone_before_its_answer_leaves_the_worker_serving(tmp_path, slo
         export = requests.get(gateway.url + "/-/errors", timeout=10).json()
     # Its push was whole when it left, so it is stored, though never acknowledged.
     assert counts(export) == {"k": 3}
+
+
+def _raw_push(gateway, number, after=b""):
+    """A connection that has sent one push (and `after` it), for a test to read and close."""
+    body = new_client_push(number).encode()
+    head = f"POST /errors HTTP/1.1\r\nHost: gateway\r\nContent-Length: {len(body)}\r\n\r\n"
+    client = socket.create_connection(("127.0.0.1", gateway.port))
+    client.sendall(head.encode() + body + after)
+    client.settimeout(20)
+    return client
+
+
+def _read_until_closed(client):
+    received = b""
+    while chunk := client.recv(65536):
+        received += chunk
+    return received
+
+
+def test_a_client_that_keeps_its_connection_open_holds_no_one_up(tmp_path, slow_flush):
+    """A client that reads its answer but never closes its end: the worker closes the
+    connection at once instead of lingering for gunicorn's 2 s until the client closes it, so
+    the next push is answered meanwhile (durable_worker.close_after_answer)."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="0")
+    with gateway:
+        lingering = _raw_push(gateway, 1)
+        with lingering:
+            assert _read_until_closed(lingering).startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            assert post(gateway, new_client_push(2)).status_code == 200
+            # A push takes milliseconds; gunicorn's linger would have held the worker 2 s.
+            assert time.monotonic() - started < 1.5
+            # The worker closed its end: what the client sends now is refused.
+            time.sleep(0.1)
+            with pytest.raises(OSError):
+                for _ in range(20):
+                    lingering.sendall(b"x")
+                    time.sleep(0.05)
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+    assert counts(export) == {"k": 2}
+
+
+def test_a_client_that_sent_more_than_its_push_is_read_to_its_end_not_reset(tmp_path, slow_flush):
+    """Bytes that arrive past the push (a pipelined request) are read before the connection
+    closes, as gunicorn does: closed with them unread, the kernel would answer with a reset,
+    which over a real network can cut short an answer still on its way. On loopback the
+    answer always arrives; the reset shows as the refusal of what the client sends next."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="300000")
+    with gateway:
+        with _raw_push(gateway, 1) as client:
+            # Sent while the push's flush runs: unread when its answer is sent.
+            _wait_until_committed(gateway)
+            client.sendall(b"GET /-/health HTTP/1.1\r\nHost: gateway\r\n\r\n")
+            head, _, body = _read_until_closed(client).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert json.loads(body)["aggregates"] == 1
+            time.sleep(0.1)
+            client.sendall(b"still read by the worker, which waits for this end to close")
+        assert post(gateway, new_client_push(2)).status_code == 200
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+    assert counts(export) == {"k": 2}
