@@ -244,9 +244,13 @@ class KeptAnswers:
             metrics.PUSHES_PER_FLUSH.observe(len(batch))
             # Every answer first, then the connections: one that lingers (close_after_answer)
             # delays none of the others' answers.
-            clients = [answer.send(self._log) for answer in batch]
-            for client in clients:
-                close_after_answer(client)
+            clients = []
+            try:
+                for answer in batch:
+                    clients.append(answer.send(self._log))
+            finally:
+                for client in clients:
+                    close_after_answer(client)
         finally:
             with self._changed:
                 self._sending -= len(batch)
