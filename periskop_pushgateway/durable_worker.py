@@ -145,8 +145,8 @@ class _Answer:
         self.cfg = cfg
 
     def send(self, gunicorn_log):
-        """Flush, then send the app's answer, or the 503 of a failed flush. The connection is
-        left to close_after_answer."""
+        """Flush, then send the app's answer, or the 503 of a failed flush; close the
+        connection either way."""
         response, answer = self.response, self.answer
         client = response.sock
         try:
@@ -172,7 +172,7 @@ class _Answer:
             log.exception("answering a push after its flush")
         finally:
             _close(answer)
-        return client
+            close_after_answer(client)
 
 
 def close_after_answer(client):
@@ -242,15 +242,8 @@ class KeptAnswers:
             self._sending += len(batch)
         try:
             metrics.PUSHES_PER_FLUSH.observe(len(batch))
-            # Every answer first, then the connections: one that lingers (close_after_answer)
-            # delays none of the others' answers.
-            clients = []
-            try:
-                for answer in batch:
-                    clients.append(answer.send(self._log))
-            finally:
-                for client in clients:
-                    close_after_answer(client)
+            for answer in batch:
+                answer.send(self._log)
         finally:
             with self._changed:
                 self._sending -= len(batch)
