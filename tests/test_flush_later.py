@@ -273,10 +273,33 @@ def _read_until_closed(client):
     return received
 
 
+def test_a_client_that_keeps_its_connection_open_holds_no_one_up(tmp_path, slow_flush):
+    """A client that reads its answer but never closes its end: the worker closes the
+    connection at once instead of lingering for gunicorn's 2 s until the client closes it, so
+    the next push is answered meanwhile (durable_worker.close_after_answer)."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="0")
+    with gateway:
+        lingering = _raw_push(gateway, 1)
+        with lingering:
+            assert _read_until_closed(lingering).startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            assert post(gateway, new_client_push(2)).status_code == 200
+            # A push takes milliseconds; gunicorn's linger would have held the worker 2 s.
+            assert time.monotonic() - started < 1.5
+            # The worker closed its end: what the client sends now is refused.
+            time.sleep(0.1)
+            with pytest.raises(OSError):
+                for _ in range(20):
+                    lingering.sendall(b"x")
+                    time.sleep(0.05)
+        export = requests.get(gateway.url + "/-/errors", timeout=10).json()
+    assert counts(export) == {"k": 2}
+
+
 def test_a_client_that_sent_more_than_its_push_is_read_to_its_end_not_reset(tmp_path, slow_flush):
-    """Bytes that arrive past a kept push (a pipelined request) are read before its connection
-    closes (gunicorn's close_graceful): closed with them unread, the kernel would answer with a
-    reset, which over a real network can cut short an answer still on its way. On loopback the
+    """Bytes that arrive past the push (a pipelined request) are read before the connection
+    closes, as gunicorn does: closed with them unread, the kernel would answer with a reset,
+    which over a real network can cut short an answer still on its way. On loopback the
     answer always arrives; the reset shows as the refusal of what the client sends next."""
     gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="300000")
     with gateway:
