@@ -185,11 +185,10 @@ def close_after_answer(client):
     keeps its end open after the answer no longer holds the worker, and the answers sent after
     its own, for 2 s. Bytes already waiting (a pipelined request) still get the linger."""
     try:
+        # A TLS socket too: shutdown() drops its TLS layer, so the peek reads the raw stream.
         client.shutdown(socket.SHUT_WR)
         client.setblocking(False)
         waiting = client.recv(1, socket.MSG_PEEK)
-    except ValueError:  # a TLS socket takes no flags: it lingers as gunicorn has it
-        waiting = True
     except OSError:  # nothing waiting (BlockingIOError), or the client is gone
         waiting = b""
     if waiting:
