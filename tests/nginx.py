@@ -9,6 +9,7 @@ import time
 
 import requests
 
+from .processes import kill_session, start_in_own_session
 from .servers import REPO, free_port
 
 DEPLOY_CONF = REPO / "deploy" / "nginx.conf"
@@ -81,7 +82,7 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
     def start(self, timeout=10):
-        self.process = subprocess.Popen(
+        self.process = start_in_own_session(
             [
                 NGINX,
                 "-p",
@@ -95,8 +96,15 @@ class Nginx:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
+        try:
+            self._wait_until_listening(timeout)
+        except BaseException:  # Ctrl-C included: `with` calls no __exit__ then
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_listening(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -105,10 +113,9 @@ class Nginx:
                 )
             try:
                 requests.get(self.url + "/-/health", timeout=1)
-                return self
+                return
             except requests.ConnectionError:
                 time.sleep(0.05)
-        self.stop()
         raise RuntimeError("nginx did not listen in time")
 
     def stop(self):
@@ -117,8 +124,7 @@ class Nginx:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+                kill_session(self.process)
 
     def __enter__(self):
         return self.start()

@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from .conftest import new_database_url
+from .processes import kill_session, start_in_own_session
 
 REPO = Path(__file__).resolve().parent.parent
 # A graceful stop of the tests' gunicorn ends within this long unless a worker missed it.
@@ -50,14 +51,13 @@ class Gunicorn:
 
     def start(self, timeout=30):
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
+        self.process = start_in_own_session(
             [part.format(port=self.port) for part in self.command],
             cwd=REPO,
             env=self.env,
             stdout=log,
             stderr=log,
             pass_fds=self.pass_fds,
-            start_new_session=True,
         )
         try:
             self._wait_until_healthy(timeout)
@@ -100,8 +100,7 @@ class Gunicorn:
     def kill(self):
         """kill -9 the master and every worker at once, as a crash would."""
         if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+            kill_session(self.process)
 
     def worker_pids(self):
         out = subprocess.run(
