@@ -315,3 +315,69 @@ def test_a_client_that_sent_more_than_its_push_is_read_to_its_end_not_reset(tmp_
         assert post(gateway, new_client_push(2)).status_code == 200
         export = requests.get(gateway.url + "/-/errors", timeout=10).json()
     assert counts(export) == {"k": 2}
+
+
+def _raw_request(gateway, head, body=b""):
+    client = socket.create_connection(("127.0.0.1", gateway.port))
+    client.sendall(head.encode() + body)
+    client.settimeout(20)
+    return client
+
+
+def _held_up_by(gateway, lingering):
+    """How long a push waits behind a client that read its answer and keeps its end open."""
+    with lingering:
+        answer = _read_until_closed(lingering)
+        started = time.monotonic()
+        assert post(gateway, new_client_push(99)).status_code == 200
+        return answer, time.monotonic() - started
+
+
+def test_no_answer_read_to_its_end_holds_the_worker_for_a_client_that_keeps_its_end_open(
+    tmp_path, slow_flush
+):
+    """Not only a handed-off push's: a scrape, a push that changed nothing (answered without a
+    flush) and a request with no body close at once too (durable_worker._read_to_its_end).
+    gunicorn's linger would hold the one worker 2 s after each."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="0")
+    body = new_client_push(1).encode()
+    push_head = f"POST /errors HTTP/1.1\r\nHost: g\r\nContent-Length: {len(body)}\r\n\r\n"
+    with gateway:
+        assert post(gateway, body).status_code == 200
+        requests_kept_open = [
+            ("the same push again", push_head, body),
+            ("a scrape", "GET /-/errors HTTP/1.1\r\nHost: g\r\n\r\n", b""),
+            ("a chunked push", _chunked_head(), _chunked(body)),
+        ]
+        for what, head, sent in requests_kept_open:
+            answer, waited = _held_up_by(gateway, _raw_request(gateway, head, sent))
+            assert answer.startswith(b"HTTP/1.1 200 "), (what, answer[:200])
+            # Milliseconds; gunicorn's linger would have held the worker 2 s.
+            assert waited < 1.5, what
+
+
+def _chunked_head():
+    return "POST /errors HTTP/1.1\r\nHost: g\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _chunked(body):
+    return f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+
+def test_an_answer_given_before_the_body_was_read_still_waits_for_the_rest_of_it(
+    tmp_path, slow_flush
+):
+    """A push refused for its declared size (413) is answered before its body is read: the
+    worker reads what the client still sends, as gunicorn does, rather than close with it
+    unread, which would reset the connection under the answer. On loopback the answer always
+    arrives; a reset would show as the refusal of what the client sends next."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="0")
+    declared = 64 * 1024 * 1024
+    head = f"POST /errors HTTP/1.1\r\nHost: g\r\nContent-Length: {declared}\r\n\r\n"
+    with gateway:
+        with _raw_request(gateway, head, b"{" * 1000) as client:
+            assert _read_until_closed(client).startswith(b"HTTP/1.1 413 ")
+            time.sleep(0.1)
+            for _ in range(5):
+                client.sendall(b" " * 1000)  # read by the worker, which waits for this end
+                time.sleep(0.05)
