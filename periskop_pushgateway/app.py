@@ -98,7 +98,16 @@ def create_app(config_overrides=None):
         failures_per_minute=config["AUTH_FAILURES_PER_MINUTE"],
     )
     register_error_handlers(app)
+    _compile_templates(app)
     return app
+
+
+def _compile_templates(app):
+    """Compile the pages' templates now: under gunicorn's preload, in the master before the
+    workers fork, so their compiled code is shared rather than built again in each worker
+    on its first page."""
+    for name in app.jinja_env.list_templates():
+        app.jinja_env.get_template(name)
 
 
 def _configure_logging(level, log_format):
