@@ -15,6 +15,7 @@ from .errors import register_error_handlers
 from .export_files import ExportFiles
 from .log_format import formatter
 from .maintenance import Maintenance
+from .malloc_tuning import return_freed_memory
 from .migrate import check_database_current, upgrade_database
 from .recent import RecentPushes
 from .recent_occurrences import RecentOccurrences
@@ -98,8 +99,14 @@ def create_app(config_overrides=None):
         failures_per_minute=config["AUTH_FAILURES_PER_MINUTE"],
     )
     register_error_handlers(app)
+    # After the view has returned, so that what its large work made is freed by then.
+    app.teardown_request(_return_freed_memory)
     _compile_templates(app)
     return app
+
+
+def _return_freed_memory(_error):
+    return_freed_memory()
 
 
 def _compile_templates(app):

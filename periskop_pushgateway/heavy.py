@@ -1,4 +1,5 @@
-"""Large pieces of work one at a time in a worker: loading a large push, rendering an export.
+"""Large pieces of work one at a time in a worker: loading a large push, rendering an export;
+the memory each freed is given back to the system once the request is over (malloc_tuning.py).
 
 A worker's threads share its memory, and JSON makes up to 25 bytes of Python objects of each
 byte of a push: four threads each loading a push of MAX_BODY_BYTES would hold four times what
@@ -8,8 +9,10 @@ one does. Both are CPU work under the GIL, so doing them one at a time costs no 
 import contextlib
 import threading
 
+from .malloc_tuning import after_large_work
+
 # Pushes larger than this are loaded one at a time; smaller ones (nearly all) at once.
-LARGE_BODY_BYTES = 1024 * 1024
+LARGE_BODY_BYTES = 256 * 1024
 
 _one_at_a_time = threading.Lock()
 
@@ -20,5 +23,8 @@ def one_at_a_time(large=True):
     if not large:
         yield
         return
-    with _one_at_a_time:
-        yield
+    try:
+        with _one_at_a_time:
+            yield
+    finally:
+        after_large_work()
