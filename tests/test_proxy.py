@@ -13,7 +13,7 @@ def pushed_from(client, caplog):
     with caplog.at_level(logging.INFO, logger="periskop_pushgateway"):
         client.post(
             "/errors",
-            data='{"aggregated_errors": []}',
+            data='{"aggregated_errors": [{"aggregation_key": "k", "total_count": 1}]}',
             headers=FORWARDED,
             environ_base={"REMOTE_ADDR": "127.0.0.7"},
         )

@@ -108,7 +108,9 @@ def push(group=DEFAULT_GROUP):
             if amount:
                 counter.inc(amount)
         fields["duration_ms"] = round(duration * 1000, 1)
-        log.info("%s", push_line(fields), extra=fields)
+        level = logging.INFO if _changed_something(summary) else logging.DEBUG
+        if log.isEnabledFor(level):
+            log.log(level, "%s", push_line(fields), extra=fields)
 
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
     gateway.maintenance.after_push()
@@ -134,6 +136,22 @@ def push(group=DEFAULT_GROUP):
         raise
     accepted()
     return response
+
+
+def _changed_something(summary):
+    """Whether a push added to a count or an occurrence, or had keys dropped or found stale.
+    One that did none of these (the same state pushed again: most of a gateway's pushes) is
+    logged at DEBUG: at INFO such lines made most of the log and said nothing happened, and
+    writing one took 8% of a small repeated push's CPU under gunicorn (0.47 to 0.50 ms per
+    push against 0.51 to 0.53, wrk -t2 -c16 -d5s, four rounds alternating, the last of which
+    a burst of other work disturbed: 0.66 against 0.58). Its access log line and pushes_total
+    still count it."""
+    return bool(
+        summary.count_increase
+        or summary.new_occurrences
+        or summary.dropped_keys
+        or summary.stale_keys
+    )
 
 
 def _unavailable(app, error):
