@@ -260,6 +260,11 @@ def _raw_push(gateway, number):
     """A connection that has sent one push, for a test to read and close."""
     body = new_client_push(number).encode()
     head = f"POST /errors HTTP/1.1\r\nHost: gateway\r\nContent-Length: {len(body)}\r\n\r\n"
+    return _raw_request(gateway, head, body)
+
+
+def _raw_request(gateway, head, body=b""):
+    """A connection that has sent head and body, for a test to read and close."""
     client = socket.create_connection(("127.0.0.1", gateway.port))
     client.sendall(head.encode() + body)
     client.settimeout(20)
@@ -315,13 +320,6 @@ def test_a_client_that_sent_more_than_its_push_is_read_to_its_end_not_reset(tmp_
         assert post(gateway, new_client_push(2)).status_code == 200
         export = requests.get(gateway.url + "/-/errors", timeout=10).json()
     assert counts(export) == {"k": 2}
-
-
-def _raw_request(gateway, head, body=b""):
-    client = socket.create_connection(("127.0.0.1", gateway.port))
-    client.sendall(head.encode() + body)
-    client.settimeout(20)
-    return client
 
 
 def _held_up_by(gateway, lingering):
