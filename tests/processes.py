@@ -42,14 +42,20 @@ def kill_session(process, timeout=10):
 
 
 def _live_members(session):
-    members = []
+    return [
+        pid
+        for pid, fields in process_stats()
+        if int(fields[3]) == session and fields[0] not in "ZX"
+    ]
+
+
+def process_stats():
+    """(pid, the fields of /proc/<pid>/stat after the command's name) of every process: state,
+    parent, process group, session, …"""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue  # ended while listed
-            state, session_id = fields[0], int(fields[3])
-            if session_id == session and state not in "ZX":
-                members.append(int(entry.name))
-    return members
+            yield int(entry.name), stat.rsplit(")", 1)[1].split()

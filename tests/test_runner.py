@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import TEST_DATABASE
+from .processes import process_stats
 from .test_docs import REPO
 
 # It starts both passes itself: run once, in the SQLite pass.
@@ -61,14 +62,7 @@ def test_ctrl_c_lets_each_pass_stop_the_servers_its_tests_started():
 
 
 def descendants(pid):
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    parents = {child: int(fields[1]) for child, fields in process_stats()}
     found, frontier = set(), {pid}
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
