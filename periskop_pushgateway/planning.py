@@ -30,7 +30,7 @@ class PushSummary:
     stale_keys: int = 0
 
 
-# Where a row of STORED_OCCURRENCES holds the occurrence's uuid.
+# Where a row of STORED_UUIDS (and of STORED_OCCURRENCES) holds the occurrence's uuid.
 _UUID = 2
 
 
@@ -57,8 +57,8 @@ class AggregateState:
     counter_pushed_ns: int | None = None
     # The highest count of this key in this push, from an identified process.
     pushed_highest: int | None = None
-    # What is stored of its occurrences: rows of STORED_OCCURRENCES (the aggregate's id, then
-    # a StoredOccurrence's fields), made StoredOccurrences only when a push may change them.
+    # What is stored of its occurrences: rows of STORED_UUIDS, then of STORED_OCCURRENCES (the
+    # aggregate's id, then a StoredOccurrence's fields) when a push changes them.
     stored_occurrences: list = field(default_factory=list)
     changed: bool = False
     pushed_occurrences: dict = field(default_factory=dict)
@@ -88,26 +88,29 @@ def key_digest(aggregation_key):
     return hashlib.blake2b(aggregation_key.encode(), digest_size=16).digest()
 
 
-def plan_push(push, stored_rows, stored_occurrences, now, occurrences_per_key, keys_to_drop=None):
+def plan_push(
+    push, stored_rows, stored_uuids, now, occurrences_per_key, stored_in_full, keys_to_drop=None
+):
     """The push (normalize.normalize_push) applied in memory to the stored state of its keys
-    (rows of statements.STATE_OF_KEYS, and of STORED_OCCURRENCES for them). keys_to_drop(states),
-    when given, names new keys not to store. Returns (states by key, summary); states say what
-    to write."""
+    (rows of statements.STATE_OF_KEYS, and of STORED_UUIDS for them). stored_in_full(ids) reads
+    the rows of STORED_OCCURRENCES of those aggregates, which only keys whose occurrences change
+    need. keys_to_drop(states), when given, names new keys not to store. Returns (states by
+    key, summary); states say what to write."""
     pushed = push["aggregates"]
-    states = states_of_keys(stored_rows, stored_occurrences, pushed)
+    states = states_of_keys(stored_rows, stored_uuids, pushed)
     dropped = keys_to_drop(states) if keys_to_drop else set()
     if dropped:
         pushed = [a for a in pushed if a["aggregation_key"] not in dropped]
         for key in dropped:
             del states[key]
     increase, stale = count(pushed, states, bool(push["target_uuid"]), now)
-    new_occurrences = merge_occurrences(states, occurrences_per_key, now)
+    new_occurrences = merge_occurrences(states, occurrences_per_key, now, stored_in_full)
     return states, PushSummary(len(states), new_occurrences, increase, len(dropped), stale)
 
 
-def states_of_keys(stored_rows, stored_occurrences, pushed):
-    """Every pushed key's state: as stored (rows of STATE_OF_KEYS, and of STORED_OCCURRENCES),
-    or new."""
+def states_of_keys(stored_rows, stored_uuids, pushed):
+    """Every pushed key's state: as stored (rows of STATE_OF_KEYS, and of STORED_UUIDS), or
+    new."""
     states = {}
     by_id = {}
     for row in stored_rows:
@@ -126,7 +129,7 @@ def states_of_keys(stored_rows, stored_occurrences, pushed):
             highest=highest,
             counter_pushed_ns=pushed_ns,
         )
-    for row in stored_occurrences:
+    for row in stored_uuids:
         by_id[row[0]].stored_occurrences.append(row)
     for aggregate in pushed:
         key = aggregate["aggregation_key"]
@@ -198,22 +201,22 @@ def count(pushed, states, identified, now):
     return increase, stale_keys
 
 
-def merge_occurrences(states, per_key, now):
+def merge_occurrences(states, per_key, now, stored_in_full):
     """Plan each aggregate's newest `per_key` occurrences, de-duplicated by uuid.
 
     Sets each state's occurrences to insert and stored ids to delete; returns how many pushed
-    occurrences will be stored.
+    occurrences will be stored. stored_in_full: see plan_push.
     """
+    changing = [
+        state
+        for state in states.values()
+        if state.pushed_occurrences and not _settled(state, per_key)
+    ]
+    _read_in_full(changing, stored_in_full)
     new_occurrences = 0
-    for state in states.values():
-        if not state.pushed_occurrences:
-            continue
+    for state in changing:
         stored = state.stored_occurrences
         known = {row[_UUID] for row in stored}
-        if len(stored) <= per_key and known.issuperset(state.pushed_occurrences):
-            # The steady case, a state pushed again: every pushed occurrence is stored, and
-            # none stored is past the bound, so what is stored is what is kept.
-            continue
         rows = [StoredOccurrence(*row[1:]) for row in stored]
         # Newest first; among equal timestamps, what was stored stays ahead of what is pushed.
         candidates = [((row.timestamp_ns, 1, row.id), row, None) for row in rows]
@@ -237,6 +240,28 @@ def merge_occurrences(states, per_key, now):
         if state.occurrences_to_insert or state.occurrence_ids_to_delete:
             state.changed = True
     return new_occurrences
+
+
+def _settled(state, per_key):
+    """The steady case, a state pushed again: every pushed occurrence is stored, and none
+    stored is past the bound, so what is stored is what is kept."""
+    stored = state.stored_occurrences
+    return len(stored) <= per_key and {row[_UUID] for row in stored}.issuperset(
+        state.pushed_occurrences
+    )
+
+
+def _read_in_full(states, stored_in_full):
+    """Replace the stored uuids of these states by their full rows of STORED_OCCURRENCES."""
+    ids = [state.id for state in states if state.stored_occurrences]
+    if not ids:
+        return
+    rows_by_id = {aggregate_id: [] for aggregate_id in ids}
+    for row in stored_in_full(ids):
+        rows_by_id[row[0]].append(row)
+    for state in states:
+        if state.stored_occurrences:
+            state.stored_occurrences = rows_by_id[state.id]
 
 
 def render_insertions(states):

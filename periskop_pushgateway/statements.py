@@ -107,6 +107,14 @@ GROUP_AND_STATE_OF_KEYS = DriverStatement(
 )
 # Their stored occurrences, apart: joined to the rows above, each occurrence's row repeated its
 # aggregate's columns, and a typical push's 50 rows took 134 µs to read against 37 µs alone.
+# First their uuids alone (with the aggregate's id and their own, the first columns of
+# STORED_OCCURRENCES): SQLite reads them from the unique index on (aggregate_id, uuid) without
+# visiting the table's rows, which hold each occurrence's text. A push that brings nothing
+# new needs no more: a typical push's 50 took 35 µs against 56 with every column (timeit).
+_OF_AGGREGATES = occurrences.c.aggregate_id.in_(bindparam("aggregate_ids", expanding=True))
+STORED_UUIDS = DriverStatement(
+    select(occurrences.c.aggregate_id, occurrences.c.id, occurrences.c.uuid).where(_OF_AGGREGATES)
+)
 STORED_OCCURRENCES = DriverStatement(
     select(
         occurrences.c.aggregate_id,
@@ -114,7 +122,7 @@ STORED_OCCURRENCES = DriverStatement(
         occurrences.c.uuid,
         occurrences.c.timestamp_ns,
         occurrences.c.body_bytes,
-    ).where(occurrences.c.aggregate_id.in_(bindparam("aggregate_ids", expanding=True)))
+    ).where(_OF_AGGREGATES)
 )
 INSERT_AGGREGATES = insert(aggregates).returning(aggregates.c.id, sort_by_parameter_order=True)
 UPDATE_AGGREGATE = DriverStatement(

@@ -55,6 +55,7 @@ from .statements import (
     OLDEST_OCCURRENCES,
     STATE_OF_KEYS,
     STORED_OCCURRENCES,
+    STORED_UUIDS,
     TOUCH_GROUP,
     UPDATE_AGGREGATE,
     UPDATE_COUNTER,
@@ -223,10 +224,15 @@ class Store:
                 stored_rows = STATE_OF_KEYS.rows(
                     connection, {"group_id": group_id, "process": process, "keys": keys}
                 )
-            stored_occurrences = _stored_occurrences(connection, stored_rows)
             keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
             states, summary = plan_push(
-                push, stored_rows, stored_occurrences, now, per_key, keys_to_drop
+                push,
+                stored_rows,
+                _stored_uuids(connection, stored_rows),
+                now,
+                per_key,
+                _stored_in_full(connection),
+                keys_to_drop,
             )
             if any(state.changed for state in states.values()):
                 render_insertions(states)
@@ -292,9 +298,10 @@ class Store:
             states, summary = plan_push(
                 push,
                 rows,
-                _stored_occurrences(connection, rows),
+                _stored_uuids(connection, rows),
                 now,
                 self.settings.occurrences_per_key,
+                _stored_in_full(connection),
                 keys_to_drop,
             )
             if any(state.changed for state in states.values()):
@@ -541,12 +548,19 @@ def _key_digests(push):
     return list(dict.fromkeys(key_digest(a["aggregation_key"]) for a in push["aggregates"]))
 
 
-def _stored_occurrences(connection, state_rows):
-    """Rows of STORED_OCCURRENCES for the aggregates of rows of (GROUP_AND_)STATE_OF_KEYS."""
+def _stored_uuids(connection, state_rows):
+    """Rows of STORED_UUIDS for the aggregates of rows of (GROUP_AND_)STATE_OF_KEYS."""
     aggregate_ids = [row[0] for row in state_rows if row[0] is not None]
     if not aggregate_ids:
         return ()
-    return STORED_OCCURRENCES.rows(connection, {"aggregate_ids": aggregate_ids})
+    return STORED_UUIDS.rows(connection, {"aggregate_ids": aggregate_ids})
+
+
+def _stored_in_full(connection):
+    """stored_in_full for plan_push: rows of STORED_OCCURRENCES of some aggregates."""
+    return lambda aggregate_ids: STORED_OCCURRENCES.rows(
+        connection, {"aggregate_ids": aggregate_ids}
+    )
 
 
 def _lock_group(connection, name, now, max_groups, pushed=True):

@@ -15,6 +15,7 @@ from periskop_pushgateway.statements import (
     GROUP_AND_STATE_OF_KEYS,
     STATE_OF_KEYS,
     STORED_OCCURRENCES,
+    STORED_UUIDS,
 )
 
 from .helpers import aggregate, occurrence, post, push_body
@@ -63,6 +64,10 @@ def test_state_of_keys_reads_what_execute_reads(store, keys):
             driven, core = both(store, STORED_OCCURRENCES, {"aggregate_ids": ids})
             assert sorted(driven, key=repr) == sorted(core, key=repr)
             assert len(driven) == sum(n % 3 for n in range(keys))
+            # The uuids alone: the first columns of the same rows.
+            uuids, core = both(store, STORED_UUIDS, {"aggregate_ids": ids})
+            assert sorted(uuids, key=repr) == sorted(core, key=repr)
+            assert sorted(uuids) == sorted(row[:3] for row in driven)
         parameters = {"name": "g", "process": process, "keys": digests}
         driven, core = both(store, GROUP_AND_STATE_OF_KEYS, parameters)
         assert sorted(driven, key=repr) == sorted(core, key=repr)
