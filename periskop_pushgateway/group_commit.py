@@ -21,9 +21,10 @@ MAX_BATCH = 32
 class _Write:
     __slots__ = ("apply", "done", "leads", "result", "error")
 
-    def __init__(self, apply):
+    def __init__(self, apply, done=None):
         self.apply = apply
-        self.done = threading.Event()
+        # Set when its batch is over; only a write that waits for a leader has one.
+        self.done = done
         self.leads = False  # woken to lead the next batch, not with its result
         self.result = None
         self.error = None
@@ -43,22 +44,31 @@ class GroupCommit:
     def run(self, apply):
         """apply(connection), in a transaction shared with the writes waiting beside it;
         returns its result, or raises its exception, once that transaction is over."""
-        write = _Write(apply)
         with self._lock:
-            self._waiting.append(write)
-            leads = not self._leader_busy
+            alone = not self._leader_busy  # then nothing waits either
             self._leader_busy = True
-        while not leads:
-            write.done.wait()
-            if not write.leads:
-                break
-            write.done.clear()
-            write.leads, leads = False, True
-        if leads:
-            self._lead(write)
+            write = _Write(apply, None if alone else threading.Event())
+            if not alone:
+                self._waiting.append(write)
+        if alone:
+            # The one write at work in the process (always so in a sync worker): committed
+            # at once, without the Event a waiting write needs.
+            try:
+                self._commit([write])
+            finally:
+                self._pass_leadership()
+        else:
+            self._wait_or_lead(write)
         if write.error is not None:
             raise write.error
         return write.result
+
+    def _wait_or_lead(self, write):
+        write.done.wait()
+        if write.leads:  # woken to lead the next batch, its own write among it
+            write.done.clear()
+            write.leads = False
+            self._lead(write)
 
     def _lead(self, own):
         try:
@@ -72,14 +82,17 @@ class GroupCommit:
                         write.done.set()
         finally:
             # Also when this thread is being torn down: the writes waiting must not wait on.
-            with self._lock:
-                if self._waiting:
-                    # Leadership passes to the first write still waiting.
-                    successor = self._waiting[0]
-                    successor.leads = True
-                    successor.done.set()
-                else:
-                    self._leader_busy = False
+            self._pass_leadership()
+
+    def _pass_leadership(self):
+        with self._lock:
+            if self._waiting:
+                # Leadership passes to the first write still waiting.
+                successor = self._waiting[0]
+                successor.leads = True
+                successor.done.set()
+            else:
+                self._leader_busy = False
 
     def _commit(self, batch):
         try:
