@@ -13,58 +13,76 @@ def identified(name):
     return {"target_uuid": name, "aggregates": []}
 
 
-def accept(recent, digest, push, size):
+def accept(recent, key, push):
     """Accepted twice: kept from the second time on."""
     for _ in range(2):
-        recent.add(digest, push, size)
+        recent.add(key, push)
+
+
+def body(character, size):
+    return character.encode() * size
 
 
 def test_recent_pushes_keep_the_last_bodies_per_group_within_their_bounds():
     recent = RecentPushes(max_entries=2, max_body_bytes=100)
-    first, second, third = (RecentPushes.digest("", body) for body in (b"1", b"2", b"3"))
-    accept(recent, first, identified("a"), 10)
-    accept(recent, second, identified("b"), 10)
+    first, second, third = (RecentPushes.key("", body(c, 10)) for c in "123")
+    accept(recent, first, identified("a"))
+    accept(recent, second, identified("b"))
     assert recent.get(first).push["target_uuid"] == "a"
-    assert recent.get(RecentPushes.digest("batch", b"1")) is None  # same body, other group
-    recent.add(first, identified("a"), 10)  # accepted again: now the most recent
-    accept(recent, third, identified("c"), 10)
+    assert recent.get(RecentPushes.key("batch", body("1", 10))) is None  # other group
+    # Found by its bytes, not by the bytes object it came in.
+    assert recent.get(RecentPushes.key("", bytes(bytearray(body("1", 10))))) is not None
+    recent.add(first, identified("a"))  # accepted again: now the most recent
+    accept(recent, third, identified("c"))
     assert recent.get(second) is None
     assert recent.get(first) and recent.get(third)
 
-    accept(recent, second, identified("b"), 95)  # past the bytes: the least recent go
-    assert recent.get(second) and not recent.get(first) and not recent.get(third)
-    accept(recent, first, identified("a"), 101)  # larger than all of it: not kept
-    assert recent.get(first) is None and recent.get(second)
+    larger = RecentPushes.key("", body("2", 95))
+    accept(recent, larger, identified("b"))  # past the bytes: the least recent go
+    assert recent.get(larger) and not recent.get(first) and not recent.get(third)
+    too_large = RecentPushes.key("", body("1", 101))
+    accept(recent, too_large, identified("a"))  # larger than all of it: not kept
+    assert recent.get(too_large) is None and recent.get(larger)
 
 
 def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
     recent = RecentPushes(max_entries=3, max_body_bytes=100)
-    once, twice = RecentPushes.digest("", b"once"), RecentPushes.digest("", b"twice")
-    recent.add(twice, identified("t"), 60)
-    recent.add(once, identified("o"), 60)
+    once, twice = RecentPushes.key("", body("o", 60)), RecentPushes.key("", body("t", 60))
+    recent.add(twice, identified("t"))
+    recent.add(once, identified("o"))
     assert recent.get(once) is None and recent.get(twice) is None
-    recent.add(twice, identified("t"), 60)
+    recent.add(twice, identified("t"))
     assert recent.get(twice).push["target_uuid"] == "t"
     # A note counts no body bytes: the kept body's 60 and the note leave room for more notes,
     # which take entries alone.
-    recent.add(RecentPushes.digest("", b"third"), identified("3"), 60)
+    recent.add(RecentPushes.key("", body("3", 60)), identified("3"))
     assert recent.get(twice)
-    recent.add(RecentPushes.digest("", b"fourth"), identified("4"), 60)  # the oldest note goes
+    recent.add(RecentPushes.key("", body("4", 60)), identified("4"))  # the oldest note goes
     assert recent.get(twice)
-    recent.add(twice, identified("t"), 60)  # accepted again: the most recent
-    recent.add(once, identified("o"), 60)  # noted anew, not kept: its note was dropped
+    recent.add(twice, identified("t"))  # accepted again: the most recent
+    recent.add(once, identified("o"))  # noted anew, not kept: its note was dropped
     assert recent.get(once) is None and recent.get(twice)
     # Kept now: 120 bytes with "twice", so the least recent go until they fit, notes first.
-    recent.add(once, identified("o"), 60)
+    recent.add(once, identified("o"))
     assert recent.get(once).push["target_uuid"] == "o" and recent.get(twice) is None
     assert len(recent._pushes) == 1
 
 
+def test_another_body_of_the_same_size_is_noted_apart():
+    recent = RecentPushes()
+    one, other = RecentPushes.key("", b'{"a":1}'), RecentPushes.key("", b'{"a":2}')
+    recent.add(one, identified("p"))
+    recent.add(other, identified("p"))
+    assert recent.get(one) is None and recent.get(other) is None
+    recent.add(one, identified("p"))
+    assert recent.get(one) and recent.get(other) is None
+
+
 def test_anonymous_pushes_are_not_kept():
     recent = RecentPushes()
-    digest = RecentPushes.digest("", b"{}")
-    recent.add(digest, {"target_uuid": None, "aggregates": []}, 2)
-    assert recent.get(digest) is None
+    key = RecentPushes.key("", b"{}")
+    accept(recent, key, {"target_uuid": None, "aggregates": []})
+    assert recent.get(key) is None
 
 
 def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
@@ -75,18 +93,18 @@ def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     rejected_body = json.dumps(push_body(aggregate("", 1), target_uuid="p"))
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
-    assert recent.get(RecentPushes.digest("batch", identified_body.encode())) is None  # noted
+    assert recent.get(RecentPushes.key("batch", identified_body.encode())) is None  # noted
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
 
-    remembered = recent.get(RecentPushes.digest("batch", identified_body.encode())).push
+    remembered = recent.get(RecentPushes.key("batch", identified_body.encode())).push
     assert remembered["target_uuid"] == "p"
     # What it loaded to, but for the occurrences' exported text: only a write needs that.
     [[stored]] = [a["occurrences"] for a in remembered["aggregates"]]
     assert stored.keys() == {"uuid", "timestamp_ns"}
-    assert recent.get(RecentPushes.digest("", identified_body.encode())) is None
-    assert recent.get(RecentPushes.digest("batch", anonymous_body.encode())) is None
-    assert recent.get(RecentPushes.digest("batch", rejected_body.encode())) is None
+    assert recent.get(RecentPushes.key("", identified_body.encode())) is None
+    assert recent.get(RecentPushes.key("batch", anonymous_body.encode())) is None
+    assert recent.get(RecentPushes.key("batch", rejected_body.encode())) is None
     # Found there, the body is not loaded again, and it counts as it did.
     assert post(client, identified_body, group="batch").get_json()["count_increase"] == 0
     assert counts(scrape(client, group="batch")) == {"k": 3}

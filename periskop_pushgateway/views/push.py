@@ -46,10 +46,10 @@ def push(group=DEFAULT_GROUP):
             current_app.config["MAX_BODY_BYTES"],
             current_app.config["BODY_READ_TIMEOUT_SECONDS"],
         )
-        digest = RecentPushes.digest(group, body)
+        body_key = RecentPushes.key(group, body)
         # The same bytes pushed again: most likely the same state, which changes nothing and
         # is found out without loading the body again or waiting for the write lock.
-        remembered = gateway.recent_pushes.get(digest)
+        remembered = gateway.recent_pushes.get(body_key)
         summary = pushed = None
         if remembered is not None:
             pushed = remembered.push
@@ -77,7 +77,7 @@ def push(group=DEFAULT_GROUP):
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
-    gateway.recent_pushes.add(digest, pushed, len(body))
+    gateway.recent_pushes.add(body_key, pushed)
     if remembered is None:  # a remembered body's counts were noted when it was accepted
         gateway.recent_pushes.note_counts(group, pushed)
     fields = {
