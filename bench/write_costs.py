@@ -9,9 +9,11 @@ transaction (Store.ingest, the body loaded beforehand):
 - one connection writing every push, as a single writer process would;
 - two connections taking turns, as two gunicorn workers do: each transaction then begins
   after the other connection's commit, and SQLite empties the connection's page cache;
-- one connection committing 8 pushes at a time, each in a savepoint of its own (so that a
-  push that fails changes nothing), as a worker holding one transaction across the requests
-  it takes in a row would.
+- 8 pushes committed at a time, each in a savepoint of its own (so that a push that fails
+  changes nothing), as a worker writing the pushes it takes in a row in one transaction would:
+  on one connection with SQLAlchemy's savepoints (Connection.begin_nested), and on two
+  connections taking turns by transaction with savepoints run on the driver's cursor, as two
+  such workers would.
 """
 
 import argparse
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from periskop_pushgateway.app import create_app  # noqa: E402
 from periskop_pushgateway.body import parse_push_document  # noqa: E402
+from periskop_pushgateway.driver_sql import run_sql  # noqa: E402
 
 WARM_UP = 20
 PER_TRANSACTION = 8
@@ -62,12 +65,13 @@ def taking_turns(folder, body, count, connections):
     )
 
 
-def in_shared_transactions(folder, body, count):
-    [gateway], [store] = stores(folder / f"shared-{time.monotonic_ns()}.db", 1)
-    pushes = loaded_pushes(gateway, body, WARM_UP + count)
-    for push in pushes[:WARM_UP]:
-        store.ingest("bench", push)
+def in_shared_transactions(folder, body, count, connections, savepoint):
+    gateways, taking = stores(folder / f"shared-{time.monotonic_ns()}.db", connections)
+    pushes = loaded_pushes(gateways[0], body, WARM_UP + count)
+    for number, push in enumerate(pushes[:WARM_UP]):
+        taking[number % connections].ingest("bench", push)
     # Each push's transaction body, as Store.ingest gives it to run_write.
+    store = taking[0]
     applies = []
     run_write = store.run_write
     store.run_write = lambda apply, flush=True: applies.append(apply)
@@ -76,11 +80,28 @@ def in_shared_transactions(folder, body, count):
     store.run_write = run_write
     started = time.process_time()
     for first in range(0, len(applies), PER_TRANSACTION):
-        with store._write_transaction() as connection:
+        writer = taking[first // PER_TRANSACTION % connections]
+        with writer._write_transaction() as connection:
             for apply in applies[first : first + PER_TRANSACTION]:
-                with connection.begin_nested():
+                with savepoint(connection):
                     apply(connection)
     return (time.process_time() - started) / len(applies) * 1e6
+
+
+def sqlalchemy_savepoint(connection):
+    return connection.begin_nested()
+
+
+@contextlib.contextmanager
+def driver_savepoint(connection):
+    run_sql(connection, "SAVEPOINT push")
+    try:
+        yield
+    except BaseException:
+        run_sql(connection, "ROLLBACK TO push")
+        raise
+    finally:
+        run_sql(connection, "RELEASE push")
 
 
 def main():
@@ -99,10 +120,17 @@ def main():
                 with contextlib.redirect_stdout(sys.stderr):  # Alembic's progress
                     one = taking_turns(folder, body, args.pushes, 1)
                     two = taking_turns(folder, body, args.pushes, 2)
-                    shared = in_shared_transactions(folder, body, args.pushes)
+                    shared = in_shared_transactions(
+                        folder, body, args.pushes, 1, sqlalchemy_savepoint
+                    )
+                    shared_turns = in_shared_transactions(
+                        folder, body, args.pushes, 2, driver_savepoint
+                    )
                 print(
                     f"  {kind}: one connection {one:.0f}; two taking turns {two:.0f}; "
-                    f"{PER_TRANSACTION} a transaction, a savepoint each {shared:.0f}",
+                    f"{PER_TRANSACTION} a transaction, one connection, SQLAlchemy's "
+                    f"savepoints {shared:.0f}; {PER_TRANSACTION} a transaction, two connections "
+                    f"taking turns, savepoints on the driver's cursor {shared_turns:.0f}",
                     flush=True,
                 )
 
