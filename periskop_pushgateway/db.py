@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .config import sqlite_synchronous
 from .driver_sql import run_sql
+from .wal_index import WalIndexHeader
 from .wal_sync import WalSync
 
 
@@ -267,11 +268,15 @@ class ThreadConnections:
 
 
 class DatabaseStamp:
-    """A number that changes whenever anything may have been committed to the database file,
-    by any process: SQLite's data_version, read on a connection of its own that never writes
-    (the version changes for commits by every other connection). Two equal readings mean
-    nothing was committed in between. About 6 µs (timeit), the check that the file at the
-    path is still the one opened included."""
+    """A value that changes whenever anything may have been committed to the database file,
+    by any process. Two equal readings mean nothing was committed in between.
+
+    It is the header of the database's wal-index (wal_index.py), read from memory, where there
+    is one to read; otherwise SQLite's data_version, read on a connection of its own that never
+    writes (the version changes for commits by every other connection). That connection stays
+    open either way: it keeps the wal-index file in use. About 1.5 µs (timeit) with the
+    header, 4 with data_version, the check that the file at the path is still the one opened
+    included. (A header is bytes and a data_version an int: the two never compare equal.)"""
 
     def __init__(self, path, timeout_s):
         self.path = os.path.abspath(path)
@@ -279,6 +284,7 @@ class DatabaseStamp:
         self._lock = threading.Lock()  # a gthread worker's threads share the connection
         self._connection = None
         self._opened = None  # the file's identity when the connection was opened
+        self._wal_index = None  # its WalIndexHeader, where there is one
         self._pid = None
         # A connection inherited across fork() is never used nor closed: closing it would
         # release this process's locks on the file (SQLite's POSIX locks).
@@ -291,17 +297,26 @@ class DatabaseStamp:
             # Nothing is written on this answer; but one from a file that is gone may be
             # an answer that should have written.
             _check_same_file(self.path, self._opened)
-            try:
-                return self._connection.execute("PRAGMA data_version").fetchone()[0]
-            except sqlite3.Error as error:
-                raise OperationalError("PRAGMA data_version", None, error) from error
+            if self._wal_index is not None:
+                header = self._wal_index.read()
+                if header is not None:
+                    return header
+            return self._data_version()
+
+    def _data_version(self):
+        try:
+            return self._connection.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as error:
+            raise OperationalError("PRAGMA data_version", None, error) from error
 
     def close(self):
         """Close this process's connection (it is opened again when next needed)."""
         with self._lock:
             if self._pid == os.getpid():
+                if self._wal_index is not None:
+                    self._wal_index.close()
                 self._connection.close()
-                self._pid = self._connection = None
+                self._pid = self._connection = self._wal_index = None
 
     def _open(self):
         if self._connection is not None:
@@ -319,6 +334,16 @@ class DatabaseStamp:
         except sqlite3.Error as error:
             raise OperationalError("open the database", None, error) from error
         self._pid = os.getpid()
+        # Inherited across fork(), the parent's mapping is left alone, as its connection is.
+        self._wal_index = None
+        # A first read maps the wal-index into this connection, which then keeps it in use.
+        self._data_version()
+        [main_file] = [
+            file
+            for _, name, file in self._connection.execute("PRAGMA database_list")
+            if name == "main"
+        ]
+        self._wal_index = WalIndexHeader.open(main_file)
 
 
 class WriteLock:
