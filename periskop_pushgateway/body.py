@@ -75,9 +75,11 @@ def _read_at_most(request, max_bytes):
     if declared is None and not request.environ.get("wsgi.input_terminated"):
         return b""  # the server cannot tell where such a body ends
     stream = request.input_stream
+    # With a declared length, reading stops at it, without one more read to find the end.
+    limit = max_bytes + 1 if declared is None else declared
     chunks, size = [], 0
-    while size <= max_bytes:
-        chunk = stream.read(min(_CHUNK, max_bytes + 1 - size))
+    while size < limit:
+        chunk = stream.read(min(_CHUNK, limit - size))
         if not chunk:
             break
         chunks.append(chunk)

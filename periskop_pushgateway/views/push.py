@@ -32,6 +32,9 @@ OUTCOMES = {
 
 blueprint = Blueprint("push", __name__)
 
+# The child counted for every push accepted, looked up once.
+_ACCEPTED = metrics.PUSHES.labels("accepted")
+
 
 @blueprint.post("/errors")
 @blueprint.post("/services/<group:group>/errors")
@@ -80,22 +83,12 @@ def push(group=DEFAULT_GROUP):
     gateway.recent_pushes.add(body_key, pushed)
     if remembered is None:  # a remembered body's counts were noted when it was accepted
         gateway.recent_pushes.note_counts(group, pushed)
-    fields = {
-        "outcome": "accepted",
-        "from": request.remote_addr,
-        "group": group or "-",
-        "client": pushed["target_uuid"] or "-",
-        "aggregates": summary.aggregates,
-        "occurrences": sum(len(aggregate["occurrences"]) for aggregate in pushed["aggregates"]),
-        "new_occurrences": summary.new_occurrences,
-        "count_increase": summary.count_increase,
-        "dropped_keys": summary.dropped_keys,
-        "stale_keys": summary.stale_keys,
-    }
+    # Taken now: accepted() may run once the request is over (flush_later.py).
+    remote_addr = request.remote_addr
 
     def accepted():
         duration = time.perf_counter() - started
-        metrics.PUSHES.labels("accepted").inc()
+        _ACCEPTED.inc()
         metrics.PUSH_DURATION.observe(duration)
         # Most pushes add nothing to these (a state pushed again): each increment of a
         # worker's shared metrics costs about 1 µs.
@@ -107,9 +100,9 @@ def push(group=DEFAULT_GROUP):
         ):
             if amount:
                 counter.inc(amount)
-        fields["duration_ms"] = round(duration * 1000, 1)
         level = logging.INFO if _changed_something(summary) else logging.DEBUG
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(level):  # most pushes change nothing, and are not logged at INFO
+            fields = _log_fields(remote_addr, group, pushed, summary, duration)
             log.log(level, "%s", push_line(fields), extra=fields)
 
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
@@ -136,6 +129,22 @@ def push(group=DEFAULT_GROUP):
         raise
     accepted()
     return response
+
+
+def _log_fields(remote_addr, group, pushed, summary, duration):
+    return {
+        "outcome": "accepted",
+        "from": remote_addr,
+        "group": group or "-",
+        "client": pushed["target_uuid"] or "-",
+        "aggregates": summary.aggregates,
+        "occurrences": sum(len(aggregate["occurrences"]) for aggregate in pushed["aggregates"]),
+        "new_occurrences": summary.new_occurrences,
+        "count_increase": summary.count_increase,
+        "dropped_keys": summary.dropped_keys,
+        "stale_keys": summary.stale_keys,
+        "duration_ms": round(duration * 1000, 1),
+    }
 
 
 def _changed_something(summary):
