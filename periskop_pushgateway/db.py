@@ -105,11 +105,7 @@ def _create_sqlite_engine(url, config, synchronous, wal_sync=None):
         cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         if wal_sync is not None:
-            # The file as SQLite opened it, symbolic links followed: its WAL is beside it.
-            [main_file] = [
-                file for _, name, file in cursor.execute("PRAGMA database_list") if name == "main"
-            ]
-            wal_sync.database_opened(main_file)
+            wal_sync.database_opened(_main_file(cursor))
         cursor.close()
         record.info["file_identity"] = _file_identity(path)
 
@@ -161,6 +157,15 @@ def _file_identity(path):
     except FileNotFoundError:
         return None
     return stat.st_dev, stat.st_ino
+
+
+def _main_file(connection):
+    """The database file as SQLite opened it (symbolic links followed): its WAL and its
+    wal-index are beside it. connection: a DB-API connection or cursor."""
+    [main_file] = [
+        file for _, name, file in connection.execute("PRAGMA database_list") if name == "main"
+    ]
+    return main_file
 
 
 def _check_same_file(path, opened):
@@ -334,16 +339,11 @@ class DatabaseStamp:
         except sqlite3.Error as error:
             raise OperationalError("open the database", None, error) from error
         self._pid = os.getpid()
-        # Inherited across fork(), the parent's mapping is left alone, as its connection is.
+        # A mapping inherited across fork() is dropped: each process maps the file itself.
         self._wal_index = None
         # A first read maps the wal-index into this connection, which then keeps it in use.
         self._data_version()
-        [main_file] = [
-            file
-            for _, name, file in self._connection.execute("PRAGMA database_list")
-            if name == "main"
-        ]
-        self._wal_index = WalIndexHeader.open(main_file)
+        self._wal_index = WalIndexHeader.open(_main_file(self._connection))
 
 
 class WriteLock:

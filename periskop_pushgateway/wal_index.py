@@ -58,12 +58,11 @@ class WalIndexHeader:
             return None
         finally:
             os.close(fd)
-        header = cls(mapped)
         first = mapped[:_COPY_BYTES]
         if struct.unpack_from("=I", first)[0] != _VERSION or first[_IS_INIT_OFFSET] != 1:
-            header.close()
+            mapped.close()
             return None
-        return header
+        return cls(mapped)
 
     def read(self):
         """The header's bytes, or None while a commit is rewriting it (its two copies differ):
