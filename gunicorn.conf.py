@@ -18,8 +18,8 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 # gunicorn runs this file again on SIGHUP: the live workers' metrics must then be kept.
 _first_load = "periskop_pushgateway" not in sys.modules
 
-from periskop_pushgateway.gunicorn_settings import gunicorn_settings  # noqa: E402
 from periskop_pushgateway.metrics import prepare_multiprocess_dir  # noqa: E402
+from periskop_pushgateway.server.gunicorn_settings import gunicorn_settings  # noqa: E402
 
 if _first_load:
     prepare_multiprocess_dir()  # empties a configured directory of a previous run's samples

@@ -24,7 +24,7 @@ sys.path.insert(0, str(BENCH.parent))
 from payloads import main as write_payloads  # noqa: E402
 
 from periskop_pushgateway.app import create_app  # noqa: E402
-from periskop_pushgateway.body import parse_push_document  # noqa: E402
+from periskop_pushgateway.wire.body import parse_push_document  # noqa: E402
 
 PUSH_PATH = "/services/bench/errors"
 

@@ -30,8 +30,8 @@ from payloads import main as write_payloads
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from periskop_pushgateway.app import create_app  # noqa: E402
-from periskop_pushgateway.body import parse_push_document  # noqa: E402
-from periskop_pushgateway.driver_sql import run_sql  # noqa: E402
+from periskop_pushgateway.storage.driver_sql import run_sql  # noqa: E402
+from periskop_pushgateway.wire.body import parse_push_document  # noqa: E402
 
 WARM_UP = 20
 PER_TRANSACTION = 8

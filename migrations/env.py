@@ -3,7 +3,7 @@ for the `alembic` command line, on the database the gateway's configuration name
 
 from alembic import context
 
-from periskop_pushgateway.models import metadata
+from periskop_pushgateway.storage.models import metadata
 
 config = context.config
 
@@ -19,7 +19,7 @@ if connection is not None:
     run_on(connection)
 else:
     from periskop_pushgateway.config import load_config
-    from periskop_pushgateway.db import create_engines
+    from periskop_pushgateway.storage.engines import create_engines
 
     engine, write_engine = create_engines(load_config())
     with write_engine.connect() as own_connection:

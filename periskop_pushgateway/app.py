@@ -7,22 +7,19 @@ from dataclasses import dataclass, field
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .auth import admin_api_off, credentials_from_config, install_auth
 from .config import load_config, retired_settings
 from .config_check import check_config
-from .db import create_engines
 from .errors import register_error_handlers
-from .export_files import ExportFiles
 from .log_format import formatter
-from .maintenance import Maintenance
-from .malloc_tuning import return_freed_memory
-from .migrate import check_database_current, upgrade_database
-from .recent import RecentPushes
-from .recent_occurrences import RecentOccurrences
-from .schemas import Limits, build_push_loader
-from .scrub import Scrubber
-from .store import Store, StoreSettings
-from .views import (
+from .server.malloc_tuning import return_freed_memory
+from .services.housekeeping import Maintenance
+from .services.push_cache import RecentPushes
+from .storage.engines import create_engines
+from .storage.export_cache import ExportFiles
+from .storage.migrate import check_database_current, upgrade_database
+from .storage.store import Store, StoreSettings
+from .web.auth import admin_api_off, credentials_from_config, install_auth
+from .web.views import (
     AggregationKeyConverter,
     GroupNameConverter,
     KeyDigestConverter,
@@ -35,7 +32,10 @@ from .views import (
     probes,
     push,
 )
-from .views import metrics as metrics_view
+from .web.views import metrics as metrics_view
+from .wire.occurrence_cache import RecentOccurrences
+from .wire.schemas import Limits, build_push_loader
+from .wire.scrub.scrubber import Scrubber
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Gateway:
     maintenance: Maintenance
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
-    # Pushes this worker accepted lately, by body (see recent.py).
+    # Pushes this worker accepted lately, by body (see push_cache.py).
     recent_pushes: RecentPushes = field(default_factory=RecentPushes)
 
 

@@ -12,18 +12,18 @@ from werkzeug.security import generate_password_hash
 from . import __version__
 from .config import load_config, retired_settings
 from .config_check import effective_settings, unknown_variables
-from .db import create_engines, database_url
-from .gunicorn_settings import (
+from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+from .server.gunicorn_settings import (
     DEFAULT_BIND,
     DEFAULT_THREADS,
     DEFAULT_TIMEOUT,
     default_workers,
     gunicorn_settings,
 )
-from .metrics import MULTIPROC_ENV, prepare_multiprocess_dir
-from .migrate import upgrade_database
-from .models import groups
-from .periskop_config import DEFAULT_SERVICE_NAME, periskop_services
+from .services.periskop_config import DEFAULT_SERVICE_NAME, periskop_services
+from .storage.engines import create_engines, database_url
+from .storage.migrate import upgrade_database
+from .storage.models import groups
 
 
 class GatewayServer(BaseApplication):

@@ -3,7 +3,7 @@
 import logging
 import os
 
-from .fitting import MIN_OCCURRENCE_BYTES
+from .wire.fitting import MIN_OCCURRENCE_BYTES
 
 ENV_PREFIX = "PERISKOP_PUSHGATEWAY_"
 

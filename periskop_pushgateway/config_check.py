@@ -3,9 +3,9 @@ the `config` command's report of the settings in force."""
 
 from dataclasses import dataclass
 
-from .auth import credentials_from_config
 from .config import ENV_PREFIX, RETIRED, SECRET_SETTINGS, SETTINGS, load_config
-from .db import database_url
+from .storage.engines import database_url
+from .web.auth import credentials_from_config
 
 
 def check_config(config):

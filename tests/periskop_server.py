@@ -32,7 +32,7 @@ class ScrapeChecker:
 def assert_decodable_by_periskop(export):
     """The export has the types the Go Periskop server's encoding/json decode needs: strings
     (or null) where it expects strings, integers for counts, RFC 3339 times, UUIDs."""
-    from periskop_pushgateway.timestamps import parse_rfc3339_ns
+    from periskop_pushgateway.wire.timestamps import parse_rfc3339_ns
 
     def is_text(value):
         return value is None or type(value) is str

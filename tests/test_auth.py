@@ -11,7 +11,7 @@ from periskop_client.collector import ExceptionCollector
 from periskop_client.exporter import ExceptionExporter
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from periskop_pushgateway.throttle import FailedCredentials
+from periskop_pushgateway.web.throttle import FailedCredentials
 
 from .helpers import counts
 from .servers import Gunicorn
@@ -139,7 +139,7 @@ def test_only_the_accepted_pair_skips_the_slow_hash(protected, monkeypatch):
     """Once jobs:push-secret was accepted it is answered from memory; a wrong user name with
     the right password is checked against the hash like any wrong guess (no fast path that
     tells an attacker the password is right), and refused."""
-    from periskop_pushgateway import auth
+    from periskop_pushgateway.web import auth
 
     checked = []
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from periskop_pushgateway.db import DatabaseStamp
-from periskop_pushgateway.wal_index import HEADER_BYTES, WalIndexHeader
+from periskop_pushgateway.storage.engines import DatabaseStamp
+from periskop_pushgateway.storage.sqlite.wal_index import HEADER_BYTES, WalIndexHeader
 
 pytestmark = pytest.mark.sqlite_only
 

@@ -5,7 +5,7 @@ import json
 import re
 from urllib.parse import urlsplit
 
-from periskop_pushgateway.gunicorn_settings import DEFAULT_BIND
+from periskop_pushgateway.server.gunicorn_settings import DEFAULT_BIND
 
 from .servers import REPO
 

@@ -7,11 +7,11 @@ import pytest
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from periskop_pushgateway import driver_sql
-from periskop_pushgateway.driver_sql import DriverStatement
-from periskop_pushgateway.models import groups
-from periskop_pushgateway.planning import key_digest, process_id
-from periskop_pushgateway.statements import (
+from periskop_pushgateway.storage import driver_sql
+from periskop_pushgateway.storage.driver_sql import DriverStatement
+from periskop_pushgateway.storage.models import groups
+from periskop_pushgateway.storage.planning import key_digest, process_id
+from periskop_pushgateway.storage.statements import (
     GROUP_AND_STATE_OF_KEYS,
     STATE_OF_KEYS,
     STORED_OCCURRENCES,

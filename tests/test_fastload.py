@@ -4,7 +4,7 @@ schema itself is compared in test_properties.py."""
 import pytest
 from marshmallow import EXCLUDE, INCLUDE, Schema, fields, post_load, validate
 
-from periskop_pushgateway.fastload import compile_loader
+from periskop_pushgateway.wire.fastload import compile_loader
 
 from .test_properties import outcome
 

@@ -14,8 +14,8 @@ import requests
 from sqlalchemy import text
 
 from periskop_pushgateway.config import load_config
-from periskop_pushgateway.db import create_engines
-from periskop_pushgateway.group_commit import MAX_BATCH, GroupCommit
+from periskop_pushgateway.storage.engines import create_engines
+from periskop_pushgateway.storage.group_commit import MAX_BATCH, GroupCommit
 
 from .helpers import aggregate, counts, post, push_body, scrape
 from .servers import gunicorn_on_new_database
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.sqlite_only
 
 @pytest.fixture
 def engine(tmp_path):
-    """The gateway's own SQLite set-up (db.py), on a table of its own."""
+    """The gateway's own SQLite set-up (engines.py), on a table of its own."""
     config = load_config({}, {"DATABASE_URL": f"sqlite:///{tmp_path / 'writes.db'}"})
     _engine, write_engine = create_engines(config)
     with write_engine.begin() as connection:

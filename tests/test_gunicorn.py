@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from periskop_pushgateway.cli import serve
-from periskop_pushgateway.gunicorn_settings import default_workers
+from periskop_pushgateway.server.gunicorn_settings import default_workers
 
 from .helpers import aggregate, counts, occurrence, push_body
 from .periskop_server import ScrapeChecker

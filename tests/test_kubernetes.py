@@ -9,7 +9,7 @@ import yaml
 
 from periskop_pushgateway.cli import serve
 from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, load_config
-from periskop_pushgateway.gunicorn_settings import DEFAULT_TIMEOUT
+from periskop_pushgateway.server.gunicorn_settings import DEFAULT_TIMEOUT
 
 from .servers import REPO
 from .test_dockerfile import gateway_port, image_user

@@ -16,11 +16,11 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc
 # the threshold was fixed first.
 PROGRAM = """
 import sys
-from periskop_pushgateway.malloc_tuning import return_large_buffers_when_freed
+from periskop_pushgateway.server.malloc_tuning import return_large_buffers_when_freed
 if sys.argv[1] == "fixed":
     assert return_large_buffers_when_freed()
 elif sys.argv[1] == "gunicorn's pre_fork":
-    from periskop_pushgateway.gunicorn_settings import gunicorn_settings
+    from periskop_pushgateway.server.gunicorn_settings import gunicorn_settings
     gunicorn_settings()["pre_fork"](None, None)
 def resident_mib():
     for line in open("/proc/self/status"):
@@ -57,7 +57,7 @@ def test_gunicorn_workers_fork_with_the_fixed_threshold():
 LARGE_WORK = """
 import ctypes, pathlib, subprocess, sys, tempfile
 from periskop_pushgateway.app import create_app
-from periskop_pushgateway.malloc_tuning import return_large_buffers_when_freed
+from periskop_pushgateway.server.malloc_tuning import return_large_buffers_when_freed
 assert return_large_buffers_when_freed()
 def resident_mib():
     for line in open("/proc/self/status"):

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from periskop_pushgateway.config import load_config
-from periskop_pushgateway.fitting import CUT_BY, MIN_OCCURRENCE_BYTES, fitted_occurrence
+from periskop_pushgateway.wire.fitting import CUT_BY, MIN_OCCURRENCE_BYTES, fitted_occurrence
 
 from .helpers import aggregate, occurrence, post, push_body, scrape
 

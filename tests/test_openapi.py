@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from periskop_pushgateway.views import PAGE_BLUEPRINTS
+from periskop_pushgateway.web.views import PAGE_BLUEPRINTS
 
 from .helpers import aggregate, occurrence, post, push_body, scrape
 from .servers import gunicorn_on_new_database

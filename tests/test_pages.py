@@ -10,9 +10,9 @@ from bs4 import BeautifulSoup
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from werkzeug.security import generate_password_hash
 
-from periskop_pushgateway import form_tokens
-from periskop_pushgateway.planning import key_digest
-from periskop_pushgateway.views import current_store
+from periskop_pushgateway.storage.planning import key_digest
+from periskop_pushgateway.web import form_tokens
+from periskop_pushgateway.web.views import current_store
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 from .test_auth import basic

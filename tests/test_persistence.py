@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from periskop_pushgateway import create_app
-from periskop_pushgateway.migrate import DatabaseNotCurrent, head_revision
+from periskop_pushgateway.storage.migrate import DatabaseNotCurrent, head_revision
 
 from .conftest import new_database_url
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
@@ -131,8 +131,8 @@ def database_at_revision(database_url, revision):
     from alembic import command
 
     from periskop_pushgateway.config import load_config
-    from periskop_pushgateway.db import create_engines
-    from periskop_pushgateway.migrate import alembic_config
+    from periskop_pushgateway.storage.engines import create_engines
+    from periskop_pushgateway.storage.migrate import alembic_config
 
     _engine, write_engine = create_engines(load_config({}, {"DATABASE_URL": database_url}))
     with write_engine.begin() as connection:

@@ -1,6 +1,6 @@
 """plan_push reads stored occurrences in full only for keys whose occurrences a push changes."""
 
-from periskop_pushgateway.planning import plan_push
+from periskop_pushgateway.storage.planning import plan_push
 
 NOW = 10**18
 

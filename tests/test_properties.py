@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from marshmallow import ValidationError
 
 from periskop_pushgateway.config import load_config
-from periskop_pushgateway.fastload import compile_loader
-from periskop_pushgateway.schemas import Limits, build_push_schema
+from periskop_pushgateway.wire.fastload import compile_loader
+from periskop_pushgateway.wire.schemas import Limits, build_push_schema
 
 from .periskop_server import assert_decodable_by_periskop
 

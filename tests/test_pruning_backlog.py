@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy import func, insert, select
 
-from periskop_pushgateway.models import aggregates, groups, process_counters
+from periskop_pushgateway.storage.models import aggregates, groups, process_counters
 
 from .helpers import aggregate, counts, post, push_body, scrape
 

@@ -3,7 +3,7 @@ to be stored: a client re-pushing its cumulative state sends mostly occurrences 
 
 import orjson
 
-from periskop_pushgateway.body import parse_push_document
+from periskop_pushgateway.wire.body import parse_push_document
 
 from .helpers import aggregate, occurrence, post, push_body, scrape
 

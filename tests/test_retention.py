@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from periskop_pushgateway.normalize import normalize_push
+from periskop_pushgateway.wire.normalize import normalize_push
 
 from .conftest import TEST_DATABASE
 from .helpers import Clock, aggregate, by_key, counts, occurrence, post, push_body, scrape
@@ -240,7 +240,7 @@ def test_storage_stays_bounded_over_simulated_months(gateway, clock, database_ur
 def row_counts(store):
     from sqlalchemy import func, select
 
-    from periskop_pushgateway.models import aggregates, occurrences, process_counters
+    from periskop_pushgateway.storage.models import aggregates, occurrences, process_counters
 
     with store.engine.connect() as connection:
         return {

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from periskop_pushgateway.db import write_connection_for
+from periskop_pushgateway.storage.engines import write_connection_for
 
 from .helpers import aggregate, counts, post, push_body, scrape
 

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from periskop_pushgateway.timestamps import (
+from periskop_pushgateway.wire.timestamps import (
     GO_ZERO_TIME_NS,
     _parse_general,
     format_rfc3339_ns,

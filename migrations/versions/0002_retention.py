@@ -19,9 +19,7 @@ depends_on = None
 
 def upgrade():
     with op.batch_alter_table("aggregates") as batch:
-        batch.add_column(
-            sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false())
-        )
+        batch.add_column(sa.Column("hidden", sa.Boolean, nullable=False, server_default=sa.false()))
     op.create_index("ix_aggregates_last_seen", "aggregates", ["last_seen_ns"])
     op.create_index("ix_client_counters_updated", "client_counters", ["updated_ns"])
 

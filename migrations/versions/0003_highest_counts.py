@@ -25,7 +25,7 @@ _CHUNK = 10_000
 
 
 def process_id(target_uuid):
-    # The same digest as periskop_pushgateway.planning.process_id, written out here so that
+    # The same digest as periskop_pushgateway.storage.planning.process_id, written out here so that
     # this migration keeps meaning what it meant when later code changes.
     digest = hashlib.blake2b(target_uuid.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)

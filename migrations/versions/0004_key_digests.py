@@ -23,7 +23,7 @@ _CHUNK = 10_000
 
 
 def key_digest(aggregation_key):
-    # The same digest as periskop_pushgateway.planning.key_digest, written out here so that
+    # The same digest as periskop_pushgateway.storage.planning.key_digest, written out here so that
     # this migration keeps meaning what it meant when later code changes.
     return hashlib.blake2b(aggregation_key.encode(), digest_size=16).digest()
 

@@ -1,0 +1,294 @@
+"""gunicorn's sync worker that acknowledges pushes once they are on disk, flushing once for
+every push it took in a row (flush_later.py says why and what the app does).
+
+Only what a handed-off request needs differs from gunicorn's SyncWorker: the app is wrapped
+to offer FLUSH_LATER and to keep the request's answer when the app gave it a PendingFlush, and
+handle() (gunicorn 27's, otherwise as it is) leaves that request's connection open. The worker
+takes every request already waiting to be accepted, then flushes once and sends the answers
+kept: before it waits for the next connection, when MAX_WAITING answers are kept, and, should
+a request hold it longer (a slow client, a large push), its answerer thread sends them once
+the oldest has waited MAX_WAIT_SECONDS. Every other request is served as SyncWorker serves it.
+
+Measured in one run against a flusher thread that flushed and answered each push handed to it
+while the worker took the next request (wrk -t2 -c16 -d4s, 2 workers, SQLite FULL, five rounds
+alternating), pushes from new clients: small ones 1,406, 1,336, 1,437, 1,442 and 1,719/s against
+1,369, 1,213, 1,305, 1,405 and 1,450/s; typical ones 1,007, 926, 821, 766 and 892/s against 888,
+726, 683, 733 and 760/s. Worker CPU per push fell from 1.09-1.32 to 0.90-1.18 ms (small) and from
+1.84-2.36 to 1.59-2.04 ms (typical): the thread's wake-ups and turns at the GIL for every push
+cost more than the wait for the disk it hid (the machine now idles 11-13% against 8-10%). With
+every flush 2 ms slower (bench/slow_flush.c, two rounds), small ones 1,185 and 1,062/s against
+756 and 730/s, typical ones 760 and 782/s against 676 and 616/s.
+
+A handed-off answer's connection is closed as soon as its answer is sent, unless its client
+sent more (close_after_answer), rather than after its client closes its end (gunicorn's linger,
+up to 2 s, during which the worker waits); so is any other request's that was read to its end
+(a scrape, a push answered without a flush). Measured the same way (wrk -t2 -c16 -d5s, four
+rounds alternating, the machine busier than above): pushes from new clients, small ones 1,362,
+1,299, 1,338 and 1,218/s against 1,236, 1,251, 1,108 and 1,177/s, typical ones 945, 905, 884 and
+1,106/s against 903, 785, 902 and 852/s; worker CPU per small push 1.15-1.27 against 1.24-1.38 ms.
+Closing so every request read to its end, a small push repeated (answered without a flush):
+3,382, 3,358, 3,509 and 3,475/s against 3,282, 3,404, 3,390 and 2,974/s (wrk -t2 -c16 -d5s, four
+rounds alternating), worker CPU per push 0.48-0.50 against 0.49-0.55 ms.
+"""
+
+import errno
+import logging
+import socket
+import ssl
+import threading
+import time
+from datetime import datetime
+
+from gunicorn import http, sock, util
+from gunicorn.http import wsgi
+from gunicorn.http.body import ChunkedReader, LengthReader
+from gunicorn.workers.sync import SyncWorker
+
+from .. import metrics
+from .flush_later import FLUSH_LATER
+
+log = logging.getLogger(__name__)
+
+# Answers kept for a flush, at most, per worker: the worker flushes and sends them before it
+# takes another request. Each holds its client's connection (a file descriptor) and its
+# answer's few hundred bytes.
+MAX_WAITING = 64
+# The longest an answer is kept while the worker serves another request: past it the worker's
+# answerer thread flushes and sends. So a push is answered at most this long (and its flush,
+# and one step of the worker that holds the GIL) after it was committed, whatever the next
+# request does; a disk that stops answering holds at most MAX_WAITING connections open per
+# worker until gunicorn's timeout ends the worker.
+MAX_WAIT_SECONDS = 0.05
+
+
+class _HandedOff(Exception):  # noqa: N818 - a signal to handle(), not an error
+    """Raised through gunicorn's handle_request once the worker keeps the request's answer."""
+
+
+class DurableSyncWorker(SyncWorker):
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = self._handing_off(self.wsgi)
+
+    def run(self):
+        self._kept = KeptAnswers(self.log)
+        try:
+            super().run()
+        finally:
+            # Stopping (SIGTERM, max_requests): the answers kept are flushed and sent.
+            self._kept.close()
+
+    def wait(self, timeout):
+        # No request waits to be accepted: flush once for the answers kept, and send them.
+        self._kept.send()
+        return super().wait(timeout)
+
+    def _handing_off(self, app):
+        def handing_off(environ, start_response):
+            started = datetime.now()
+            pending = []
+            environ[FLUSH_LATER] = pending.append
+            answer = app(environ, start_response)
+            if not pending:
+                return answer
+            # gunicorn's start_response, as gunicorn passed it here: its Response's method.
+            response = start_response.__self__
+            self._kept.add(_Answer(pending[0], answer, response, environ, started, self.cfg))
+            raise _HandedOff
+
+        return handing_off
+
+    def handle(self, listener, client, addr):
+        # gunicorn 27's SyncWorker.handle, but for the connection of a request handed off.
+        req = None
+        handed_off = False
+        try:
+            if self.cfg.is_ssl:
+                client = sock.ssl_wrap_socket(client, self.cfg)
+            parser = http.get_parser(self.cfg, client, addr)
+            req = next(parser)
+            self.handle_request(listener, req, client, addr)
+        except _HandedOff:
+            handed_off = True
+        except http.errors.NoMoreData as e:
+            self.log.debug("Ignored premature client disconnection. %s", e)
+        except StopIteration as e:
+            self.log.debug("Closing connection. %s", e)
+        except ssl.SSLError as e:
+            if e.args[0] == ssl.SSL_ERROR_EOF:
+                self.log.debug("ssl connection closed")
+                client.close()
+            else:
+                self.log.debug("Error processing SSL request.")
+                self.handle_error(req, client, addr, e)
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+            else:
+                if e.errno == errno.ECONNRESET:
+                    self.log.debug("Ignoring connection reset")
+                elif e.errno == errno.ENOTCONN:
+                    self.log.debug("Ignoring socket not connected")
+                else:
+                    self.log.debug("Ignoring EPIPE")
+        except BaseException as e:  # noqa: BLE001 - gunicorn's own answer for it
+            self.handle_error(req, client, addr, e)
+        finally:
+            if handed_off:
+                pass  # its answer, once sent, closes it
+            elif _read_to_its_end(req):
+                close_after_answer(client)
+            else:
+                util.close_graceful(client)
+
+
+class _Answer:
+    """A request handed off: its PendingFlush, the app's answer, and gunicorn's Response for it."""
+
+    def __init__(self, pending, answer, response, environ, started, cfg):
+        self.pending = pending
+        self.answer = answer
+        self.response = response
+        self.environ = environ
+        self.started = started
+        self.cfg = cfg
+
+    def send(self, gunicorn_log):
+        """Flush, then send the app's answer, or the 503 of a failed flush; close the
+        connection either way."""
+        response, answer = self.response, self.answer
+        client = response.sock
+        try:
+            try:
+                self.pending.flush()
+            except Exception as error:  # noqa: BLE001 - the app's own answer for it
+                _close(answer)
+                response = wsgi.Response(response.req, client, self.cfg)
+                response.force_close()
+                answer = self.pending.failed(error)(self.environ, response.start_response)
+            else:
+                try:
+                    self.pending.accepted()
+                except Exception:
+                    log.exception("after a push was flushed")
+            for chunk in answer:
+                response.write(chunk)
+            response.close()
+            gunicorn_log.access(response, response.req, self.environ, datetime.now() - self.started)
+        except OSError as error:
+            gunicorn_log.debug("Ignoring client disconnection: %s", error)
+        except Exception:
+            log.exception("answering a push after its flush")
+        finally:
+            _close(answer)
+            close_after_answer(client)
+
+
+def close_after_answer(client):
+    """Close the connection of a request read to its end (a handed-off push is) without
+    waiting for its client to close it.
+
+    gunicorn's close_graceful lingers up to 2 s, reading until the client closes, so that
+    unread request bytes do not make the kernel answer with a reset that could cut the
+    response short. When nothing more is waiting (as nginx judges for its lingering close),
+    the connection is closed at once, and a client that keeps its end open after the answer no
+    longer holds the worker, and the answers sent after its own, for 2 s. Bytes already
+    waiting (a pipelined request) still get the linger."""
+    try:
+        # A TLS socket too: shutdown() drops its TLS layer, so the peek reads the raw stream.
+        client.shutdown(socket.SHUT_WR)
+        client.setblocking(False)
+        waiting = client.recv(1, socket.MSG_PEEK)
+    except OSError:  # nothing waiting (BlockingIOError), or the client is gone
+        waiting = b""
+    if waiting:
+        util.close_graceful(client)
+    else:
+        client.close()
+
+
+def _read_to_its_end(req):
+    """Whether nothing more of the request is due from its client: its body was read to its
+    end, or it has none (gunicorn reads a request with neither Content-Length nor chunked as
+    one of length 0, as RFC 9112 6.3 says). Then its connection closes as a handed-off one
+    does (close_after_answer). A body the app did not read to its end, or a request that
+    failed to parse, gets gunicorn's linger: bytes of it may still be on their way, and
+    closing with them unread would reset the connection under the answer."""
+    if req is None:
+        return False
+    reader = req.body.reader
+    if isinstance(reader, ChunkedReader):
+        return reader.parser is None  # its last chunk was read
+    return isinstance(reader, LengthReader) and reader.length == 0
+
+
+def _close(answer):
+    if hasattr(answer, "close"):
+        try:
+            answer.close()
+        except Exception:
+            log.exception("closing an answer")
+
+
+class KeptAnswers:
+    """The answers a worker keeps until a flush, and the thread that sends them when the worker
+    does not within MAX_WAIT_SECONDS. Whichever sends takes all that are kept: one flush covers
+    them (WalSync.flush_commits)."""
+
+    def __init__(self, gunicorn_log):
+        self._log = gunicorn_log
+        self._answers = []
+        self._sending = 0  # answers taken by a send() not yet over
+        self._since = None  # when the oldest answer kept was added (time.monotonic)
+        self._changed = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="answerer", daemon=True)
+        self._thread.start()
+
+    def add(self, answer):
+        with self._changed:
+            if not self._answers:
+                self._since = time.monotonic()
+                self._changed.notify()  # the thread's clock starts
+            self._answers.append(answer)
+            # Those the thread is sending count too: a disk that stops answering holds
+            # MAX_WAITING connections of the worker's at most, not twice as many.
+            full = len(self._answers) + self._sending >= MAX_WAITING
+        if full:
+            self.send()
+
+    def send(self):
+        """Flush, then send every answer kept (each the 503 of a failed flush if it failed)."""
+        with self._changed:
+            batch, self._answers = self._answers, []
+            if not batch:
+                return
+            self._sending += len(batch)
+        try:
+            metrics.PUSHES_PER_FLUSH.observe(len(batch))
+            for answer in batch:
+                answer.send(self._log)
+        finally:
+            with self._changed:
+                self._sending -= len(batch)
+
+    def close(self):
+        """Send what is kept, and end the thread."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join()
+        self.send()
+
+    def _run(self):
+        while True:
+            with self._changed:
+                while not self._answers and not self._closing:
+                    self._changed.wait()
+                if self._closing:
+                    return
+                late = self._since + MAX_WAIT_SECONDS - time.monotonic()
+                if late > 0:
+                    self._changed.wait(late)
+                    continue  # the worker may have sent them meanwhile
+            self.send()

@@ -1,0 +1,52 @@
+"""Keeping storage bounded without a separate daemon: each worker prunes at most once per
+interval, right after a push it served, and reports the keys the cap dropped meanwhile."""
+
+import logging
+import threading
+from collections import Counter
+
+from .. import metrics
+from .self_report import report
+
+log = logging.getLogger(__name__)
+
+
+class Maintenance:
+    def __init__(self, store, interval_ns):
+        self.store = store
+        self.interval_ns = interval_ns
+        self._due_ns = 0
+        self._dropped = Counter()  # group name -> keys dropped since the last report
+        # One thread of a worker prunes; the others go on answering.
+        self._running = threading.Lock()
+
+    def note_dropped_keys(self, group, count):
+        if count:
+            self._dropped[group] += count
+
+    def after_push(self):
+        now = self.store.clock()
+        if now >= self._due_ns and self._running.acquire(blocking=False):
+            try:
+                if now >= self._due_ns:  # no other thread pruned meanwhile
+                    self._due_ns = now + self.interval_ns
+                    self.run()
+            finally:
+                self._running.release()
+
+    def run(self):
+        pruned = self.store.prune()
+        for kind, count in pruned.items():
+            metrics.PRUNED_ROWS.labels(kind).inc(count)
+        if any(pruned.values()):
+            log.info("pruned %s", " ".join(f"{name}={count}" for name, count in pruned.items()))
+        dropped, self._dropped = self._dropped, Counter()
+        for group, count in sorted(dropped.items()):
+            where = f"group {group!r}" if group else "the default group"
+            message = (
+                f"{count} new aggregation keys pushed to {where} were not stored: the group holds "
+                f"its maximum of {self.store.settings.max_keys_per_group} keys"
+            )
+            log.warning("%s", message)
+            report(self.store, "KeysDropped", message, count=count)
+        return pruned

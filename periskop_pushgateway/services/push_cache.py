@@ -1,0 +1,154 @@
+"""The push bodies this worker accepted lately, with what they loaded to (but for the text of
+each occurrence, which only a write needs), so that a body pushed again (a process pushing its
+unchanged state once more, the steady load of a push gateway) is neither validated again nor
+made to wait for the write lock; and the highest
+counts processes pushed lately, so that a push arriving after a later state of its process
+is not made to wait for the write lock either."""
+
+import threading
+from collections import OrderedDict
+from typing import NamedTuple
+
+
+class Verdict(NamedTuple):
+    """The store's finding that a remembered body changes nothing, and for how long it holds:
+    as long as the database shows the same stamp (engines.py's DatabaseStamp: nothing committed
+    since) and the clock is no later than until_ns."""
+
+    summary: object
+    stamp: int
+    until_ns: int
+
+
+class Remembered:
+    """A body accepted twice: what it loaded to, and the store's verdict on it, if any."""
+
+    __slots__ = ("push", "body_size", "verdict")
+
+    def __init__(self, push, body_size):
+        self.push = push
+        self.body_size = body_size
+        self.verdict = None
+
+
+class RecentPushes:
+    """Loaded pushes by (group, body), least recent dropped first, within a number of entries
+    and of body bytes: a body is noted when first accepted, and what it loaded to is kept with
+    it when it is accepted again.
+
+    Only pushes from an identified process are kept: loading such a body always gives the
+    same push (occurrences pushed without a uuid get one derived from their content), while an
+    anonymous push without uuids gets fresh ones every time.
+
+    A body found here may still change something now (its counters expired, its errors were
+    resolved or wiped), and one accepted by another worker is not here: the store decides
+    either way; this only saves the loading, and chooses which transaction is tried first.
+    """
+
+    def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=4096):
+        self.max_entries = max_entries
+        # Of the bodies kept, which are held with what they loaded to: at most 8 MiB of
+        # bodies per worker, and their loaded pushes without the occurrences' texts.
+        self.max_body_bytes = max_body_bytes
+        # key (below) -> Remembered; a note (group, body size, hash of the body) -> None for a
+        # body accepted once
+        self._pushes = OrderedDict()
+        self._body_bytes = 0
+        # hash((group, target_uuid, key)) -> the highest count accepted, the least recently
+        # pushed first: at most 0.7 MiB at the bound of 4,096 keys (about 170 bytes a key,
+        # tracemalloc, a new process of one key each), whatever the number of keys per
+        # process. An out-of-order push comes within moments of the later state of its process,
+        # so the last 4,096 keys pushed are enough to notice it; at 16,384 the bound took 2.9
+        # MiB per worker, filling along the first 50,000 pushes (and kept per process, 8.3
+        # MiB). A collision only makes the store try a read transaction first that finds the
+        # push does change something.
+        self.max_counted_keys = max_counted_keys
+        self._highest = OrderedDict()
+        self._lock = threading.Lock()  # a gthread worker's threads share it
+
+    @staticmethod
+    def key(group, body):
+        """What a body is found by: the group and the body itself, compared byte for byte.
+        Every push is looked up, and the lookup hashes the body with Python's own hash of
+        bytes, once per body (12 µs for a typical 52 KB body against 34 for its SHA-256,
+        timeit); a body found is then compared whole (under 2 µs)."""
+        return (group, body)
+
+    def get(self, key):
+        """The Remembered of this body (what it loaded to, without its occurrences' "body"
+        texts), or None."""
+        return self._pushes.get(key)  # a note's key never equals a body's
+
+    def counts_seen_already(self, group, push):
+        """Whether every key of this identified push has a count no higher than one this
+        worker accepted from the same process lately."""
+        target, highest = push["target_uuid"], self._highest
+        return all(
+            aggregate["total_count"]
+            <= highest.get(hash((group, target, aggregate["aggregation_key"])), -1)
+            for aggregate in push["aggregates"]
+        )
+
+    def note_counts(self, group, push):
+        """Remember the counts of an accepted push from an identified process."""
+        target = push["target_uuid"]
+        if not target or len(push["aggregates"]) > self.max_counted_keys:
+            return
+        with self._lock:
+            highest = self._highest
+            for aggregate in push["aggregates"]:
+                key = hash((group, target, aggregate["aggregation_key"]))
+                highest[key] = max(highest.pop(key, -1), aggregate["total_count"])
+            while len(highest) > self.max_counted_keys:
+                highest.popitem(last=False)
+
+    def add(self, key, push):
+        """Note a body (a key) accepted from an identified process; what it loaded to is kept
+        with it from its second acceptance on. Most bodies are pushed once (a batch job's push
+        at exit, each state of a web app in an error storm): keeping each of them cost a
+        typical push a copy of its 50 occurrences, and Python's garbage collector a walk over
+        them as they aged out. A note holds a 64-bit hash of the body, not the body, and
+        counts no body bytes: another body of the same size and hash (about one chance in
+        2^64) would only be kept one acceptance early."""
+        group, body = key
+        body_size = len(body)
+        if not push["target_uuid"] or body_size > self.max_body_bytes:
+            return
+        note = (group, body_size, hash(body))
+        with self._lock:
+            remembered = self._pushes.pop(key, None)
+            if remembered is not None:
+                self._pushes[key] = remembered
+            elif self._pushes.pop(note, _ABSENT) is _ABSENT:
+                self._pushes[note] = None
+            else:
+                self._pushes[key] = Remembered(_without_texts(push), body_size)
+                self._body_bytes += body_size
+            while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
+                _, dropped = self._pushes.popitem(last=False)
+                if dropped is not None:
+                    self._body_bytes -= dropped.body_size
+
+
+_ABSENT = object()
+
+# What of a normalized occurrence only a write needs: its exported JSON, or what renders it.
+_TEXT_ENTRIES = ("body", "body_bytes", "pending")
+
+
+def _without_texts(push):
+    """The push with each occurrence's exported JSON left out: most of a loaded push's size,
+    and needed only to write it, when the body is loaded again anyway."""
+    return {
+        **push,
+        "aggregates": [
+            {
+                **aggregate,
+                "occurrences": [
+                    {name: value for name, value in occurrence.items() if name not in _TEXT_ENTRIES}
+                    for occurrence in aggregate["occurrences"]
+                ],
+            }
+            for aggregate in push["aggregates"]
+        ],
+    }

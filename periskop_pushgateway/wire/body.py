@@ -1,0 +1,124 @@
+"""Reading a push body: size limit, Content-Encoding, JSON."""
+
+import contextlib
+import zlib
+
+import orjson
+
+from ..errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding
+
+_CHUNK = 64 * 1024
+
+_MAX_GZIP_MEMBERS = 16
+
+# zlib's window bits for "a gzip or a zlib stream, whichever the header says".
+_GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
+
+
+def read_push_body(request, max_bytes, timeout_s):
+    """The request's body, decompressed; raises PushRejected for one too large, in an
+    unsupported encoding, or that stops arriving for timeout_s seconds.
+
+    A compressed body is held to the size limit once decompressed too, so a gzip bomb is
+    refused without being inflated.
+    """
+    try:
+        with _socket_timeout(request.environ, timeout_s):
+            raw = _read_at_most(request, max_bytes)
+    except TimeoutError:
+        raise PushBodyTimedOut(
+            f"No part of the body arrived for {timeout_s} seconds: send it whole, and a "
+            "Content-Length no larger than it."
+        ) from None
+    return _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
+
+
+@contextlib.contextmanager
+def _socket_timeout(environ, timeout_s):
+    """Under gunicorn, a read of the body that waits timeout_s seconds for the next bytes
+    raises TimeoutError: a client that declares more than it sends (or sends it slowly)
+    would otherwise hold a sync worker until gunicorn kills it, with a 500. Behind nginx,
+    which buffers the whole body first, this never fires."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        yield
+        return
+    previous = sock.gettimeout()
+    sock.settimeout(timeout_s)
+    try:
+        yield
+    finally:
+        sock.settimeout(previous)
+
+
+def parse_push_document(body):
+    """The body as a JSON object; raises InvalidPush for anything else."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InvalidPush({"_body": [f"Not valid JSON: {error}"]}) from None
+    if type(document) is not dict:
+        raise InvalidPush({"_body": ["A push must be a JSON object."]})
+    return document
+
+
+def _read_at_most(request, max_bytes):
+    """The raw body, never reading more than max_bytes + 1 bytes of it.
+
+    An over-long declared Content-Length is refused before anything is read; without one
+    (chunked) the body is counted as it arrives. werkzeug's own limit is not used here: on a
+    streamed body it silently returns the first max_bytes instead of refusing.
+    """
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise PushTooLarge(f"The body is larger than {max_bytes} bytes.")
+    if declared is None and not request.environ.get("wsgi.input_terminated"):
+        return b""  # the server cannot tell where such a body ends
+    stream = request.input_stream
+    # With a declared length, reading stops at it, without one more read to find the end.
+    limit = max_bytes + 1 if declared is None else declared
+    chunks, size = [], 0
+    while size < limit:
+        chunk = stream.read(min(_CHUNK, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > max_bytes:
+        raise PushTooLarge(f"The body is larger than {max_bytes} bytes.")
+    return b"".join(chunks)
+
+
+def _decode(raw, content_encoding, max_bytes):
+    encoding = content_encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise UnsupportedPushEncoding(
+            f"Content-Encoding {content_encoding!r} is not supported: send gzip or none."
+        )
+    # A gzip body may be several members one after the other (RFC 1952, what `cat a.gz b.gz`
+    # or a streaming compressor writes): each is decompressed in turn, all of them held to
+    # the limit together. At most _MAX_GZIP_MEMBERS: each member copies what follows it, so
+    # thousands of tiny ones would cost quadratic time.
+    parts, size, rest = [], 0, raw
+    for _member in range(_MAX_GZIP_MEMBERS):
+        decompressor = zlib.decompressobj(_GZIP_OR_ZLIB)
+        try:
+            part = decompressor.decompress(rest, max_bytes + 1 - size)
+        except zlib.error as error:
+            raise InvalidPush({"_body": [f"Not a valid {encoding} stream: {error}"]}) from None
+        size += len(part)
+        if size > max_bytes:
+            raise PushTooLarge(f"The body is larger than {max_bytes} bytes once decompressed.")
+        parts.append(part)
+        if not decompressor.eof:
+            raise InvalidPush(
+                {"_body": [f"Not a valid {encoding} stream: truncated or trailing data."]}
+            )
+        rest = decompressor.unused_data
+        if not rest:
+            return b"".join(parts)
+    raise InvalidPush(
+        {"_body": [f"More than {_MAX_GZIP_MEMBERS} {encoding} members: send one stream."]}
+    )
