@@ -19,8 +19,8 @@ if connection is not None:
     run_on(connection)
 else:
     from periskop_pushgateway.config import load_config
-    from periskop_pushgateway.storage.engines import create_engines
+    from periskop_pushgateway.storage.engines import open_database
 
-    engine, write_engine = create_engines(load_config())
+    write_engine = open_database(load_config()).write_engine
     with write_engine.connect() as own_connection:
         run_on(own_connection)

@@ -13,9 +13,9 @@ from .errors import register_error_handlers
 from .log_format import formatter
 from .server.malloc_tuning import return_freed_memory
 from .services.housekeeping import Maintenance
-from .services.push_cache import RecentPushes
-from .storage.engines import create_engines
-from .storage.export_cache import ExportFiles
+from .services.push_cache import PushCache
+from .storage.engines import open_database
+from .storage.export_cache import ExportFileCache
 from .storage.migrate import check_database_current, upgrade_database
 from .storage.store import Store, StoreSettings
 from .web.auth import admin_api_off, credentials_from_config, install_auth
@@ -33,7 +33,7 @@ from .web.views import (
     push,
 )
 from .web.views import metrics as metrics_view
-from .wire.occurrence_cache import RecentOccurrences
+from .wire.occurrence_cache import OccurrenceCache
 from .wire.schemas import Limits, build_push_loader
 from .wire.scrub.scrubber import Scrubber
 
@@ -49,7 +49,7 @@ class Gateway:
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
     # Pushes this worker accepted lately, by body (see push_cache.py).
-    recent_pushes: RecentPushes = field(default_factory=RecentPushes)
+    push_cache: PushCache = field(default_factory=PushCache)
 
 
 def create_app(config_overrides=None):
@@ -65,21 +65,19 @@ def create_app(config_overrides=None):
     # Flask rejects larger bodies with 413 before the push is read.
     app.config["MAX_CONTENT_LENGTH"] = config["MAX_BODY_BYTES"]
 
-    engine, write_engine = create_engines(config)
+    database = open_database(config)
     if config["AUTO_MIGRATE"]:
-        upgrade_database(write_engine)
+        upgrade_database(database)
     else:
-        check_database_current(engine)
+        check_database_current(database.engine)
     # Connections opened for the migration are not handed to forked workers.
-    engine.dispose()
+    database.engine.dispose()
     scrubber = Scrubber.from_config(config)
-    store = Store(
-        engine, write_engine, StoreSettings.from_config(config), ExportFiles.from_config(config)
-    )
+    store = Store(database, StoreSettings.from_config(config), ExportFileCache.from_config(config))
     app.extensions["periskop_pushgateway"] = Gateway(
         store=store,
         maintenance=Maintenance(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),
-        load_push=build_push_loader(Limits.from_config(config), scrubber, RecentOccurrences()),
+        load_push=build_push_loader(Limits.from_config(config), scrubber, OccurrenceCache()),
         scrubber=scrubber,
     )
 

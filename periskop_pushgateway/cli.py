@@ -21,7 +21,7 @@ from .server.gunicorn_settings import (
     gunicorn_settings,
 )
 from .services.periskop_config import DEFAULT_SERVICE_NAME, periskop_services
-from .storage.engines import create_engines, database_url
+from .storage.engines import database_url, open_database
 from .storage.migrate import upgrade_database
 from .storage.models import groups
 
@@ -97,8 +97,7 @@ def serve(bind, workers, threads, timeout):
 @main.command("upgrade-db")
 def upgrade_db():
     """Create the database, or bring its schema up to date."""
-    _engine, write_engine = create_engines(load_config())
-    revision = upgrade_database(write_engine)
+    revision = upgrade_database(open_database(load_config()))
     click.echo(f"database schema at revision {revision}")
 
 
@@ -174,7 +173,7 @@ def _group_names():
         raise click.ClickException(
             f"no database at {url.database} (PERISKOP_PUSHGATEWAY_DATABASE_URL)"
         )
-    engine, _write_engine = create_engines(config)
+    engine = open_database(config).engine
     try:
         with engine.connect() as connection:
             return connection.execute(select(groups.c.name)).scalars().all()

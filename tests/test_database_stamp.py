@@ -1,4 +1,4 @@
-"""The database stamp (db.DatabaseStamp) behind the verdicts of pushes that change nothing: equal
+"""The database stamp (DatabaseStamp) behind the verdicts of pushes that change nothing: equal
 readings only while nothing was committed, by any connection of any process, however the WAL
 is checkpointed or started over in between; read from the wal-index header where there is one
 (wal_index.py), from SQLite's data_version otherwise."""
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from periskop_pushgateway.storage.engines import DatabaseStamp
+from periskop_pushgateway.storage.sqlite.database_stamp import DatabaseStamp
 from periskop_pushgateway.storage.sqlite.wal_index import HEADER_BYTES, WalIndexHeader
 
 pytestmark = pytest.mark.sqlite_only

@@ -10,7 +10,7 @@ import tempfile
 
 import requests
 
-from periskop_pushgateway.storage.export_cache import ExportFiles
+from periskop_pushgateway.storage.export_cache import ExportFileCache
 
 from .conftest import new_database_url
 from .helpers import aggregate, occurrence, post, push_body
@@ -26,7 +26,7 @@ def kept(files, name, version, encoding=None):
 
 
 def test_the_files_keep_the_most_recently_scraped_within_their_bytes(tmp_path):
-    files = ExportFiles(tmp_path, max_bytes=10)
+    files = ExportFileCache(tmp_path, max_bytes=10)
     files.put("a", (1, 1, 1), b"aaaa")
     files.put("b", (2, 1, 1), b"bbbb")
     # "a" scraped long ago, "b" since: "a" goes first.

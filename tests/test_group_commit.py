@@ -14,7 +14,7 @@ import requests
 from sqlalchemy import text
 
 from periskop_pushgateway.config import load_config
-from periskop_pushgateway.storage.engines import create_engines
+from periskop_pushgateway.storage.engines import open_database
 from periskop_pushgateway.storage.group_commit import MAX_BATCH, GroupCommit
 
 from .helpers import aggregate, counts, post, push_body, scrape
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.sqlite_only
 def engine(tmp_path):
     """The gateway's own SQLite set-up (engines.py), on a table of its own."""
     config = load_config({}, {"DATABASE_URL": f"sqlite:///{tmp_path / 'writes.db'}"})
-    _engine, write_engine = create_engines(config)
+    write_engine = open_database(config).write_engine
     with write_engine.begin() as connection:
         connection.execute(text("CREATE TABLE writes (name TEXT PRIMARY KEY)"))
     yield write_engine

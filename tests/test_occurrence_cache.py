@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 
 from periskop_pushgateway.config import load_config
 from periskop_pushgateway.wire.normalize import render
-from periskop_pushgateway.wire.occurrence_cache import RecentOccurrences
+from periskop_pushgateway.wire.occurrence_cache import OccurrenceCache
 from periskop_pushgateway.wire.schemas import Limits, build_push_loader
 from periskop_pushgateway.wire.scrub.scrubber import Scrubber
 
@@ -28,7 +28,7 @@ class CountingLoad:
 
 
 def test_an_equal_pushed_form_is_loaded_twice_then_remembered():
-    recent, load = RecentOccurrences(), CountingLoad()
+    recent, load = OccurrenceCache(), CountingLoad()
     recent.load({"n": 1}, load)
     second = recent.load({"n": 1}, load)
     assert load.calls == 2
@@ -40,7 +40,7 @@ def test_an_equal_pushed_form_is_loaded_twice_then_remembered():
 
 @pytest.mark.parametrize("other", [True, 1.0, "1", [1]])
 def test_values_python_takes_for_equal_are_loaded_apart(other):
-    recent, load = RecentOccurrences(), CountingLoad()
+    recent, load = OccurrenceCache(), CountingLoad()
     assert {"n": 1} == {"n": True}  # why the key is the pushed form, not the parsed dict
     recent.load({"n": 1}, load)
     assert recent.load({"n": other}, load) == {"loaded": other}
@@ -48,7 +48,7 @@ def test_values_python_takes_for_equal_are_loaded_apart(other):
 
 
 def test_what_fails_to_load_is_not_kept():
-    recent, load = RecentOccurrences(), CountingLoad()
+    recent, load = OccurrenceCache(), CountingLoad()
     for _ in range(2):
         with pytest.raises(ValidationError):
             recent.load({"n": 1, "bad": True}, load)
@@ -56,7 +56,7 @@ def test_what_fails_to_load_is_not_kept():
 
 
 def test_what_is_nested_too_deep_to_write_back_is_loaded_and_not_kept():
-    recent, load = RecentOccurrences(), CountingLoad()
+    recent, load = OccurrenceCache(), CountingLoad()
     deep = {"n": 1}
     for _ in range(300):  # a cause chain beyond orjson's depth
         deep = {"n": 1, "cause": deep}
@@ -66,7 +66,7 @@ def test_what_is_nested_too_deep_to_write_back_is_loaded_and_not_kept():
 
 
 def test_the_oldest_are_dropped_past_the_entries_or_the_bytes():
-    recent, load = RecentOccurrences(max_entries=2, max_bytes=40), CountingLoad()
+    recent, load = OccurrenceCache(max_entries=2, max_bytes=40), CountingLoad()
     for n in (1, 2, 3):
         recent.load({"n": n}, load)
     assert len(recent) == 2
@@ -80,7 +80,7 @@ def test_the_oldest_are_dropped_past_the_entries_or_the_bytes():
 
 def push_loader():
     config = load_config({})
-    recent = RecentOccurrences()
+    recent = OccurrenceCache()
     return build_push_loader(
         Limits.from_config(config), Scrubber.from_config(config), recent
     ), recent

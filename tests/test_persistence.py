@@ -131,10 +131,10 @@ def database_at_revision(database_url, revision):
     from alembic import command
 
     from periskop_pushgateway.config import load_config
-    from periskop_pushgateway.storage.engines import create_engines
+    from periskop_pushgateway.storage.engines import open_database
     from periskop_pushgateway.storage.migrate import alembic_config
 
-    _engine, write_engine = create_engines(load_config({}, {"DATABASE_URL": database_url}))
+    write_engine = open_database(load_config({}, {"DATABASE_URL": database_url})).write_engine
     with write_engine.begin() as connection:
         command.upgrade(alembic_config(connection), revision)
         yield connection

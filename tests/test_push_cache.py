@@ -4,7 +4,7 @@ loading it anew would count it."""
 import json
 import tracemalloc
 
-from periskop_pushgateway.services.push_cache import RecentPushes
+from periskop_pushgateway.services.push_cache import PushCache
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
@@ -24,30 +24,30 @@ def body(character, size):
 
 
 def test_recent_pushes_keep_the_last_bodies_per_group_within_their_bounds():
-    recent = RecentPushes(max_entries=2, max_body_bytes=100)
-    first, second, third = (RecentPushes.key("", body(c, 10)) for c in "123")
+    recent = PushCache(max_entries=2, max_body_bytes=100)
+    first, second, third = (PushCache.key("", body(c, 10)) for c in "123")
     accept(recent, first, identified("a"))
     accept(recent, second, identified("b"))
     assert recent.get(first).push["target_uuid"] == "a"
-    assert recent.get(RecentPushes.key("batch", body("1", 10))) is None  # other group
+    assert recent.get(PushCache.key("batch", body("1", 10))) is None  # other group
     # Found by its bytes, not by the bytes object it came in.
-    assert recent.get(RecentPushes.key("", bytes(bytearray(body("1", 10))))) is not None
+    assert recent.get(PushCache.key("", bytes(bytearray(body("1", 10))))) is not None
     recent.add(first, identified("a"))  # accepted again: now the most recent
     accept(recent, third, identified("c"))
     assert recent.get(second) is None
     assert recent.get(first) and recent.get(third)
 
-    larger = RecentPushes.key("", body("2", 95))
+    larger = PushCache.key("", body("2", 95))
     accept(recent, larger, identified("b"))  # past the bytes: the least recent go
     assert recent.get(larger) and not recent.get(first) and not recent.get(third)
-    too_large = RecentPushes.key("", body("1", 101))
+    too_large = PushCache.key("", body("1", 101))
     accept(recent, too_large, identified("a"))  # larger than all of it: not kept
     assert recent.get(too_large) is None and recent.get(larger)
 
 
 def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
-    recent = RecentPushes(max_entries=3, max_body_bytes=100)
-    once, twice = RecentPushes.key("", body("o", 60)), RecentPushes.key("", body("t", 60))
+    recent = PushCache(max_entries=3, max_body_bytes=100)
+    once, twice = PushCache.key("", body("o", 60)), PushCache.key("", body("t", 60))
     recent.add(twice, identified("t"))
     recent.add(once, identified("o"))
     assert recent.get(once) is None and recent.get(twice) is None
@@ -55,9 +55,9 @@ def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
     assert recent.get(twice).push["target_uuid"] == "t"
     # A note counts no body bytes: the kept body's 60 and the note leave room for more notes,
     # which take entries alone.
-    recent.add(RecentPushes.key("", body("3", 60)), identified("3"))
+    recent.add(PushCache.key("", body("3", 60)), identified("3"))
     assert recent.get(twice)
-    recent.add(RecentPushes.key("", body("4", 60)), identified("4"))  # the oldest note goes
+    recent.add(PushCache.key("", body("4", 60)), identified("4"))  # the oldest note goes
     assert recent.get(twice)
     recent.add(twice, identified("t"))  # accepted again: the most recent
     recent.add(once, identified("o"))  # noted anew, not kept: its note was dropped
@@ -69,8 +69,8 @@ def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
 
 
 def test_another_body_of_the_same_size_is_noted_apart():
-    recent = RecentPushes()
-    one, other = RecentPushes.key("", b'{"a":1}'), RecentPushes.key("", b'{"a":2}')
+    recent = PushCache()
+    one, other = PushCache.key("", b'{"a":1}'), PushCache.key("", b'{"a":2}')
     recent.add(one, identified("p"))
     recent.add(other, identified("p"))
     assert recent.get(one) is None and recent.get(other) is None
@@ -79,32 +79,32 @@ def test_another_body_of_the_same_size_is_noted_apart():
 
 
 def test_anonymous_pushes_are_not_kept():
-    recent = RecentPushes()
-    key = RecentPushes.key("", b"{}")
+    recent = PushCache()
+    key = PushCache.key("", b"{}")
     accept(recent, key, {"target_uuid": None, "aggregates": []})
     assert recent.get(key) is None
 
 
 def test_a_worker_remembers_the_identified_bodies_it_accepted(app):
     client = app.test_client()
-    recent = app.extensions["periskop_pushgateway"].recent_pushes
+    recent = app.extensions["periskop_pushgateway"].push_cache
     identified_body = json.dumps(push_body(aggregate("k", 1, [occurrence("x")]), target_uuid="p"))
     anonymous_body = json.dumps(push_body(aggregate("k", 1, [occurrence("x")])))
     rejected_body = json.dumps(push_body(aggregate("", 1), target_uuid="p"))
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
-    assert recent.get(RecentPushes.key("batch", identified_body.encode())) is None  # noted
+    assert recent.get(PushCache.key("batch", identified_body.encode())) is None  # noted
     for body in (identified_body, anonymous_body, rejected_body):
         post(client, body, group="batch")
 
-    remembered = recent.get(RecentPushes.key("batch", identified_body.encode())).push
+    remembered = recent.get(PushCache.key("batch", identified_body.encode())).push
     assert remembered["target_uuid"] == "p"
     # What it loaded to, but for the occurrences' exported text: only a write needs that.
     [[stored]] = [a["occurrences"] for a in remembered["aggregates"]]
     assert stored.keys() == {"uuid", "timestamp_ns"}
-    assert recent.get(RecentPushes.key("", identified_body.encode())) is None
-    assert recent.get(RecentPushes.key("batch", anonymous_body.encode())) is None
-    assert recent.get(RecentPushes.key("batch", rejected_body.encode())) is None
+    assert recent.get(PushCache.key("", identified_body.encode())) is None
+    assert recent.get(PushCache.key("batch", anonymous_body.encode())) is None
+    assert recent.get(PushCache.key("batch", rejected_body.encode())) is None
     # Found there, the body is not loaded again, and it counts as it did.
     assert post(client, identified_body, group="batch").get_json()["count_increase"] == 0
     assert counts(scrape(client, group="batch")) == {"k": 3}
@@ -211,7 +211,7 @@ def one_key_push(process, count=1):
 
 
 def test_counts_are_remembered_per_key_the_least_recently_pushed_forgotten_first():
-    recent = RecentPushes(max_counted_keys=100)
+    recent = PushCache(max_counted_keys=100)
     for process in range(150):
         recent.note_counts("g", one_key_push(f"p{process}", count=5))
     recent.note_counts("g", one_key_push("p60", count=7))  # pushed again: the most recent now
@@ -226,7 +226,7 @@ def test_counts_are_remembered_per_key_the_least_recently_pushed_forgotten_first
 
 
 def test_the_counts_remembered_take_1_mib_at_most_whatever_the_keys_per_process():
-    recent = RecentPushes()
+    recent = PushCache()
     tracemalloc.start()
     try:
         # The worst case: a new process each, of one key (a batch job's push).

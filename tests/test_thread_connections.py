@@ -1,11 +1,9 @@
-"""Writes on SQLite run on a Connection each thread keeps (db.ThreadConnections), not one
+"""Writes on SQLite run on a Connection each thread keeps (ThreadConnections), not one
 checked out of the pool for each."""
 
 import threading
 
 import pytest
-
-from periskop_pushgateway.storage.engines import write_connection_for
 
 from .helpers import aggregate, counts, post, push_body, scrape
 
@@ -30,7 +28,7 @@ def test_a_thread_writes_on_its_own_connection_every_time(store):
     thread.start()
     thread.join()
     assert other[0] is not first
-    write_connection_for(store._write_engine).close()
+    store.backend.write_connections.close()
     assert driver_connection_of_a_write(store) is not first
 
 

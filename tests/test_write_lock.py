@@ -11,7 +11,7 @@ import time
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from periskop_pushgateway.storage.engines import WriteLock
+from periskop_pushgateway.storage.sqlite.write_lock import WriteLock
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 
@@ -73,7 +73,7 @@ def test_a_push_that_arrived_out_of_order_is_answered_while_another_process_writ
 
 HOLDER = """
 import sys, time
-from periskop_pushgateway.storage.engines import WriteLock
+from periskop_pushgateway.storage.sqlite.write_lock import WriteLock
 with WriteLock(sys.argv[1], 1)():
     print("held", flush=True)
     time.sleep(60)

@@ -31,7 +31,7 @@ class Remembered:
         self.verdict = None
 
 
-class RecentPushes:
+class PushCache:
     """Loaded pushes by (group, body), least recent dropped first, within a number of entries
     and of body bytes: a body is noted when first accepted, and what it loaded to is kept with
     it when it is accepted again.

@@ -25,7 +25,7 @@ _WRITING = ".writing-"  # a file being written: never read, removed when left by
 _TEMPORARY_PREFIX = "periskop-pushgateway-exports-"
 
 
-class ExportFiles:
+class ExportFileCache:
     def __init__(self, directory, max_bytes):
         self.directory = Path(directory)
         self.max_bytes = max_bytes

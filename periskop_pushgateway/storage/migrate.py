@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from .engines import foreign_keys_off, lock_for_migration, wal_sync_for
+from .engines import foreign_keys_off, lock_for_migration
 
 log = logging.getLogger(__name__)
 
@@ -31,21 +31,21 @@ def alembic_config(connection=None):
     return config
 
 
-def upgrade_database(engine):
+def upgrade_database(database):
     """Upgrade to the newest schema; safe when several workers start at once.
 
     The whole upgrade runs in one transaction that first takes the database's write lock
     (SQLite) or an advisory lock (PostgreSQL): the first worker migrates, the others wait,
     then find the schema current and do nothing.
     """
-    with engine.connect() as connection, foreign_keys_off(connection):
+    with database.write_engine.connect() as connection, foreign_keys_off(connection):
         connection.execution_options(sqlite_begin="BEGIN IMMEDIATE")
         with connection.begin():
             lock_for_migration(connection)
             before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(alembic_config(connection), "head")
             after = MigrationContext.configure(connection).get_current_revision()
-    wal_sync_for(engine)()
+    database.backend.wal_sync()
     if before != after:
         log.info("database schema upgraded from %s to %s", before or "empty", after)
     return after

@@ -17,15 +17,7 @@ from ..server.large_work import one_at_a_time
 from ..services.push_cache import Verdict
 from ..wire.render import render_export
 from ..wire.timestamps import now_ns
-from .engines import (
-    database_size,
-    database_stamp_for,
-    driver_snapshot_for,
-    snapshot_options,
-    wal_sync_for,
-    write_connection_for,
-    write_lock_for,
-)
+from .engines import database_size, snapshot_options
 from .group_commit import GroupCommit
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import (
@@ -112,23 +104,20 @@ class StoreSettings:
 
 
 class Store:
-    def __init__(self, engine, write_engine, settings, exports, clock=now_ns):
-        self.engine = engine
-        self._write_engine = write_engine
-        self._write_lock = write_lock_for(write_engine)
-        self._write_connection = write_connection_for(write_engine)
-        self._wal_sync = wal_sync_for(write_engine)
-        self._driver_snapshot = driver_snapshot_for(write_engine)
-        self._database_stamp = database_stamp_for(write_engine)
+    def __init__(self, database, settings, exports, clock=now_ns):
+        self.engine = database.engine
+        self._write_engine = database.write_engine
+        # What a write needs besides the engine: SqliteBackend or ServerBackend (engines.py).
+        self.backend = database.backend
         self.settings = settings
         # Nanoseconds since the epoch; tests move it to simulate days passing.
         self.clock = clock
-        # A group's export is rendered again only after a push changed it (ExportFiles).
+        # A group's export is rendered again only after a push changed it (ExportFileCache).
         self.exports = exports
         # SQLite takes one writer at a time: the writes of this worker's threads waiting at
         # the same moment share a transaction and its fsync. PostgreSQL writes concurrently.
         self._group_commit = None
-        if write_lock_for(write_engine) is not contextlib.nullcontext:
+        if self.backend.one_writer:
             self._group_commit = GroupCommit(
                 self._write_transaction, metrics.WRITES_PER_COMMIT.observe
             )
@@ -137,15 +126,16 @@ class Store:
     def _write_transaction(self):
         """A connection in a write transaction, committed when this exits without an
         exception (on disk once flushed: see run_write)."""
-        with self._write_lock():
-            if self._write_connection is None:
+        backend = self.backend
+        with backend.write_lock():
+            if backend.write_connections is None:
                 with self._write_engine.begin() as connection:
                     yield connection
             else:
-                connection = self._write_connection()
+                connection = backend.write_connections()
                 with connection.begin():
                     yield connection
-            self._wal_sync.committed()
+            backend.wal_sync.committed()
 
     def run_write(self, apply, flush=True):
         """apply(connection) in a write transaction, run again when the database aborted it to
@@ -163,11 +153,11 @@ class Store:
 
     def flush(self):
         """Make every commit of this process durable; OperationalError when the disk fails."""
-        self._wal_sync.flush_commits()
+        self.backend.wal_sync.flush_commits()
 
     def unflushed(self):
         """Whether a commit of this process may not be on disk yet (flush() makes it so)."""
-        return self._wal_sync.unflushed()
+        return self.backend.wal_sync.unflushed()
 
     def _run_write(self, apply):
         if self._group_commit is not None:
@@ -186,10 +176,7 @@ class Store:
         """Close every connection to the database this process holds: the pool's, the calling
         thread's for writes, the one that reads the database's stamp (each is opened again
         when next needed)."""
-        if self._write_connection is not None:
-            self._write_connection.close()  # back into the pool, which closes it
-        if self._database_stamp is not None:
-            self._database_stamp.close()
+        self.backend.close()
         self.engine.dispose()
 
     def healthy(self):
@@ -265,18 +252,18 @@ class Store:
         would change something (or adds counts: an anonymous push with a count always does).
         Occurrences need no "body" here: nothing is rendered or written.
 
-        remembered: the body's entry in the worker's RecentPushes. On SQLite its Verdict, set
+        remembered: the body's entry in the worker's PushCache. On SQLite its Verdict, set
         here, answers without the read while nothing was committed to the database since (the
         steady state of processes pushing their unchanged state again into a quiet database)
         and neither the group nor the process's counters are due to be touched: 8 µs against
         the read's 42 for a small push, 118 for a typical one (timeit)."""
         now = self.clock()
-        if not capped or self._database_stamp is None:
+        if not capped or self.backend.database_stamp is None:
             remembered = None
         if remembered is not None:
             # Taken before the snapshot below: what is committed in between makes the verdict
             # found there one that the next stamp no longer matches.
-            stamp = self._database_stamp()
+            stamp = self.backend.database_stamp()
             verdict = remembered.verdict
             if verdict is not None and now <= verdict.until_ns and stamp == verdict.stamp:
                 return verdict.summary
@@ -353,7 +340,7 @@ class Store:
         Connection (engines.py's driver_snapshot), or None. Most scrapes only find it, and finding
         a kept one this way takes 40 µs against 100 (timeit, a kept gzip export of 1,000
         keys, whose whole request takes about 450 µs in Flask's test client)."""
-        if self._driver_snapshot is None:
+        if self.backend.driver_snapshot is None:
             return None
         version = self.read_snapshot(
             lambda connection: GROUP_VERSION.first(connection, {"name": group_name}),
@@ -450,8 +437,8 @@ class Store:
         """read(connection) in a read-only transaction that sees one snapshot throughout.
         driver_only: read runs DriverStatements alone, which on SQLite then run without
         SQLAlchemy's Connection (engines.py's driver_snapshot)."""
-        if driver_only and self._driver_snapshot is not None:
-            with self._driver_snapshot() as connection:
+        if driver_only and self.backend.driver_snapshot is not None:
+            with self.backend.driver_snapshot() as connection:
                 return read(connection)
         with self.engine.connect() as connection:
             connection.execution_options(**snapshot_options(connection))

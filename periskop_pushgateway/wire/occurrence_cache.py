@@ -32,7 +32,7 @@ DEFAULT_MAX_ENTRIES = 512
 DEFAULT_MAX_BYTES = 512 * 1024
 
 
-class RecentOccurrences:
+class OccurrenceCache:
     """Loaded occurrences by pushed form, the oldest dropped first, within a number of entries
     and of pushed bytes: an occurrence's pushed form is noted when first loaded, and what it
     loaded to is kept when loaded a second time."""

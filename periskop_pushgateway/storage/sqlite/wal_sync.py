@@ -104,3 +104,22 @@ class WalSync:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class NoSync:
+    """The commit itself is durable (or, under NORMAL, is not meant to be): nothing to flush."""
+
+    def __call__(self):
+        pass
+
+    def committed(self):
+        pass
+
+    def unflushed(self):
+        return False
+
+    def flush_commits(self):
+        pass
+
+
+NO_SYNC = NoSync()

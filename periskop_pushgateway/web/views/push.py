@@ -14,7 +14,7 @@ from ...errors import InvalidPush, PushRejected, database_unavailable
 from ...log_format import push_line
 from ...server.flush_later import FLUSH_LATER, PendingFlush
 from ...server.large_work import LARGE_BODY_BYTES, one_at_a_time
-from ...services.push_cache import RecentPushes
+from ...services.push_cache import PushCache
 from ...services.self_report import report_rejection
 from ...wire.body import parse_push_document, read_push_body
 from . import DEFAULT_GROUP, current_gateway
@@ -49,10 +49,10 @@ def push(group=DEFAULT_GROUP):
             current_app.config["MAX_BODY_BYTES"],
             current_app.config["BODY_READ_TIMEOUT_SECONDS"],
         )
-        body_key = RecentPushes.key(group, body)
+        body_key = PushCache.key(group, body)
         # The same bytes pushed again: most likely the same state, which changes nothing and
         # is found out without loading the body again or waiting for the write lock.
-        remembered = gateway.recent_pushes.get(body_key)
+        remembered = gateway.push_cache.get(body_key)
         summary = pushed = None
         if remembered is not None:
             pushed = remembered.push
@@ -66,7 +66,7 @@ def push(group=DEFAULT_GROUP):
             # A push whose counts this worker has seen exceeded already (one that arrived out
             # of order) probably changes nothing too: tried without the lock first, unless
             # that was just found out above.
-            likely_unchanged = remembered is None and gateway.recent_pushes.counts_seen_already(
+            likely_unchanged = remembered is None and gateway.push_cache.counts_seen_already(
                 group, pushed
             )
             # Flushed below, once, here or by the worker (flush_later.py).
@@ -80,9 +80,9 @@ def push(group=DEFAULT_GROUP):
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
-    gateway.recent_pushes.add(body_key, pushed)
+    gateway.push_cache.add(body_key, pushed)
     if remembered is None:  # a remembered body's counts were noted when it was accepted
-        gateway.recent_pushes.note_counts(group, pushed)
+        gateway.push_cache.note_counts(group, pushed)
     # Taken now: accepted() may run once the request is over (flush_later.py).
     remote_addr = request.remote_addr
 

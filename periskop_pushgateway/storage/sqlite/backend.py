@@ -1,0 +1,58 @@
+"""SQLite as the store uses it: the engine, and the pieces a write needs beside it."""
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...config import sqlite_synchronous
+from .database_stamp import DatabaseStamp
+from .engine import create_sqlite_engine
+from .thread_connections import ThreadConnections
+from .wal_sync import NO_SYNC, NoSync, WalSync
+from .write_lock import WriteLock
+
+
+@dataclass(frozen=True)
+class SqliteBackend:
+    """What a write on SQLite needs besides the engine, handed to the store."""
+
+    # Writers of every process queue on it, one at a time, before BEGIN IMMEDIATE.
+    write_lock: WriteLock
+    # Makes a commit durable once the write lock is released (under synchronous=FULL).
+    wal_sync: WalSync | NoSync
+    # Each thread's Connection for writes.
+    write_connections: ThreadConnections
+    # A read transaction on a pooled driver connection, for DriverStatements alone.
+    driver_snapshot: Callable
+    # Changes whenever anything may have been committed, by any process.
+    database_stamp: DatabaseStamp
+    # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
+    one_writer = True
+
+    def close(self):
+        """Close this process's and this thread's own connections (reopened when needed)."""
+        self.write_connections.close()
+        self.database_stamp.close()
+
+
+def open_sqlite(url, config):
+    """(engine, write_engine, SqliteBackend) for a SQLite URL."""
+    # Parsed again: tests pass settings to create_app as they are.
+    synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
+    timeout_s = config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
+    # FULL's promise is kept by flushing the WAL after the write lock is released
+    # (wal_sync.py), on connections that commit under NORMAL.
+    wal_sync = WalSync() if synchronous == "FULL" else None
+    engine, driver_snapshot = create_sqlite_engine(
+        url, config, "NORMAL" if wal_sync else synchronous, wal_sync
+    )
+    write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+    path = os.path.abspath(url.database)
+    backend = SqliteBackend(
+        write_lock=WriteLock(f"{url.database}.writelock", timeout_s),
+        wal_sync=wal_sync or NO_SYNC,
+        write_connections=ThreadConnections(write_engine),
+        driver_snapshot=driver_snapshot,
+        database_stamp=DatabaseStamp(path, timeout_s),
+    )
+    return engine, write_engine, backend

@@ -1,0 +1,132 @@
+"""The SQLite engine, tuned for several gunicorn workers sharing one file: WAL mode, the
+synchronous level and busy timeout in force, and every transaction begun only while the
+database file is still the one at the configured path."""
+
+import contextlib
+import os
+import sqlite3
+import time
+from typing import NamedTuple
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import OperationalError
+
+from ..driver_sql import run_sql
+
+
+def create_sqlite_engine(url, config, synchronous, wal_sync=None):
+    busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
+    wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    path = os.path.abspath(url.database)
+
+    @event.listens_for(engine, "connect")
+    def configure_connection(dbapi_connection, record):
+        # pysqlite's own transaction handling starts transactions late and never for DDL;
+        # turning it off lets the "begin" hook below issue BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        use_wal(cursor, busy_timeout_ms / 1000)
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # SQLite checkpoints the WAL into the database every 1,000 pages; this bounds the
+        # file it leaves behind, which would otherwise keep its largest size forever.
+        cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if wal_sync is not None:
+            wal_sync.database_opened(main_file(cursor))
+        cursor.close()
+        record.info["file_identity"] = file_identity(path)
+
+    def begin(connection, sql):
+        """BEGIN on a connection (SQLAlchemy's, or a DriverConnection) whose file is still
+        the one at the path. On the driver's cursor: every transaction begins here, and
+        execute() would add a quarter to an empty one (35.6 against 26.2 µs, timeit)."""
+        check_same_file(path, connection.connection.info.get("file_identity"))
+        run_sql(connection, sql)
+
+    @event.listens_for(engine, "begin")
+    def begin_transaction(connection):
+        # A write takes the lock up front (BEGIN IMMEDIATE): a deferred transaction that
+        # read first could not upgrade to a write while another worker writes, and would
+        # fail at once with "database is locked" instead of waiting its turn.
+        begin(connection, connection.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    @contextlib.contextmanager
+    def driver_snapshot():
+        """A read transaction on a pooled connection's driver, for reads that run only
+        DriverStatements: without SQLAlchemy's Connection and Transaction, an empty one takes
+        11 to 13 µs against 27 (timeit), and a push that changes nothing runs one."""
+        pooled = engine.raw_connection()
+        try:
+            snapshot = DriverConnection(engine.dialect, pooled)
+            begin(snapshot, "BEGIN")
+            try:
+                yield snapshot
+            finally:
+                run_sql(snapshot, "ROLLBACK")  # it read: nothing to keep
+        finally:
+            pooled.close()
+
+    return engine, driver_snapshot
+
+
+class DriverConnection(NamedTuple):
+    """What a DriverStatement needs of a connection: the dialect, and the pooled DB-API
+    connection (its cursor)."""
+
+    dialect: object
+    connection: object
+
+
+def file_identity(path):
+    """(device, inode) of the file at path, or None when there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def main_file(connection):
+    """The database file as SQLite opened it (symbolic links followed): its WAL and its
+    wal-index are beside it. connection: a DB-API connection or cursor."""
+    [main_file] = [
+        file for _, name, file in connection.execute("PRAGMA database_list") if name == "main"
+    ]
+    return main_file
+
+
+def check_same_file(path, opened):
+    """Refuse a transaction on a connection whose database file is no longer the one at the
+    configured path (deleted, moved, replaced): SQLite would go on writing into the open,
+    unlinked file, and every push it acknowledged would be lost at the next restart."""
+    if file_identity(path) != opened:
+        raise OperationalError(
+            "BEGIN",
+            None,
+            sqlite3.OperationalError(
+                f"the database file {path} was deleted, moved or replaced since this process "
+                "opened it: nothing is written into a file that is gone; restore the file or "
+                "restart the gateway"
+            ),
+        )
+
+
+def use_wal(cursor, timeout):
+    """Put the database file in WAL mode (it stays so), so scrapes read while a push writes.
+
+    Switching a new file to WAL needs an exclusive lock, and SQLite reports "database is
+    locked" at once, without waiting, when several workers open the new file together.
+    """
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
