@@ -13,10 +13,13 @@ RETRY_AFTER_SECONDS = 1
 
 
 class PushRejected(Exception):
-    """A push the gateway refuses; nothing of it is stored."""
+    """A push the gateway refuses; nothing of it is stored. Each kind has its status (code),
+    its pushes_total outcome, and the class of the gateway's report of it (the kind's own
+    class name, see REJECTIONS)."""
 
     code = 400
     message = "invalid push"
+    outcome = "invalid"
 
     def __init__(self, description):
         super().__init__(description)
@@ -48,11 +51,13 @@ class InvalidResolve(InvalidPush):
 class PushTooLarge(PushRejected):
     code = 413
     message = "push too large"
+    outcome = "too_large"
 
 
 class PushBodyTimedOut(PushRejected):
     code = 408
     message = "push body timed out"
+    outcome = "timed_out"
 
 
 class TooManyGroups(PushRejected):
@@ -60,11 +65,25 @@ class TooManyGroups(PushRejected):
 
     code = 403
     message = "too many groups"
+    outcome = "too_many_groups"
 
 
 class UnsupportedPushEncoding(PushRejected):
     code = 415
     message = "unsupported content encoding"
+    outcome = "unsupported_encoding"
+
+
+# The kinds of rejected push, each reported under its own class name.
+REJECTIONS = (InvalidPush, TooManyGroups, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding)
+# The report class of any other rejection.
+OTHER_REJECTION_CLASS = "RejectedPush"
+
+
+def rejection_class(rejection):
+    """The class under which the gateway reports a rejected push."""
+    kind = type(rejection)
+    return kind.__name__ if kind in REJECTIONS else OTHER_REJECTION_CLASS
 
 
 def field_paths(messages, prefix=""):

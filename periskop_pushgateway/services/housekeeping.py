@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 
 from .. import metrics
+from ..groups import describe_group
 from .self_report import report
 
 log = logging.getLogger(__name__)
@@ -42,10 +43,10 @@ class Maintenance:
             log.info("pruned %s", " ".join(f"{name}={count}" for name, count in pruned.items()))
         dropped, self._dropped = self._dropped, Counter()
         for group, count in sorted(dropped.items()):
-            where = f"group {group!r}" if group else "the default group"
             message = (
-                f"{count} new aggregation keys pushed to {where} were not stored: the group holds "
-                f"its maximum of {self.store.settings.max_keys_per_group} keys"
+                f"{count} new aggregation keys pushed to {describe_group(group)} were not "
+                f"stored: the group holds its maximum of "
+                f"{self.store.settings.max_keys_per_group} keys"
             )
             log.warning("%s", message)
             report(self.store, "KeysDropped", message, count=count)

@@ -9,6 +9,8 @@ import re
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import OTHER_REJECTION_CLASS, REJECTIONS, rejection_class
+from ..groups import DEFAULT_GROUP, describe_group
 from ..log_format import push_line
 from ..wire.normalize import normalize_push
 from ..wire.scrub.scrubber import is_reported
@@ -17,20 +19,12 @@ from ..wire.timestamps import now_ns
 log = logging.getLogger(__name__)
 
 # The gateway's reports go to the default group.
-REPORT_GROUP = ""
-REJECTION_CLASSES = {
-    400: "InvalidPush",
-    403: "TooManyGroups",
-    408: "PushBodyTimedOut",
-    413: "PushTooLarge",
-    415: "UnsupportedPushEncoding",
-}
-# Any other rejection (a status without a class above).
-OTHER_REJECTION_CLASS = "RejectedPush"
+REPORT_GROUP = DEFAULT_GROUP
 _REPORTER = "periskop-pushgateway"
 # The keys under which rejected pushes are reported, for the pages to count them.
 REJECTION_KEYS = tuple(
-    f"{name}@{_REPORTER}" for name in (*REJECTION_CLASSES.values(), OTHER_REJECTION_CLASS)
+    f"{name}@{_REPORTER}"
+    for name in (*(kind.__name__ for kind in REJECTIONS), OTHER_REJECTION_CLASS)
 )
 _MAX_MESSAGE = 1000
 
@@ -70,8 +64,7 @@ def report(store, class_name, message, count=1, http_context=None):
 
 
 def report_rejection(gateway, request, group, rejection):
-    class_name = REJECTION_CLASSES.get(rejection.code, OTHER_REJECTION_CLASS)
-    where = f"group {group!r}" if group else "the default group"
+    class_name = rejection_class(rejection)
     fields = {
         "outcome": "rejected",
         "from": request.remote_addr,
@@ -93,12 +86,13 @@ def report_rejection(gateway, request, group, rejection):
     try:
         gateway.store.note_rejected_push(group)
     except SQLAlchemyError as error:
-        log.warning("could not record when a push to %s was rejected: %s", where, error)
+        log.warning(
+            "could not record when a push to %s was rejected: %s", describe_group(group), error
+        )
 
 
 def rejection_message(group, code, description):
-    where = f"group {group!r}" if group else "the default group"
-    return f"push to {where} rejected with {code}: {description}"
+    return f"push to {describe_group(group)} rejected with {code}: {description}"
 
 
 # Group names hold only A-Z a-z 0-9 . _ - (views.GroupNameConverter), so repr() quotes them

@@ -200,7 +200,6 @@ class Store:
         now = self.clock()
         process = process_id(push["target_uuid"])
         keys = _key_digests(push)
-        per_key = self.settings.occurrences_per_key
 
         def apply(connection):
             group_id, last_push_ns, occurrence_bytes = _lock_group(
@@ -211,16 +210,7 @@ class Store:
                 stored_rows = STATE_OF_KEYS.rows(
                     connection, {"group_id": group_id, "process": process, "keys": keys}
                 )
-            keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
-            states, summary = plan_push(
-                push,
-                stored_rows,
-                _stored_uuids(connection, stored_rows),
-                now,
-                per_key,
-                _stored_in_full(connection),
-                keys_to_drop,
-            )
+            states, summary = self._plan(connection, group_id, push, stored_rows, now, capped)
             if any(state.changed for state in states.values()):
                 render_insertions(states)
                 _save_aggregates(connection, group_id, states)
@@ -281,16 +271,7 @@ class Store:
             *_, group_id, last_push_ns = rows[0]
             if now - (last_push_ns or 0) > _GROUP_TOUCH_NS:
                 return None
-            keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
-            states, summary = plan_push(
-                push,
-                rows,
-                _stored_uuids(connection, rows),
-                now,
-                self.settings.occurrences_per_key,
-                _stored_in_full(connection),
-                keys_to_drop,
-            )
+            states, summary = self._plan(connection, group_id, push, rows, now, capped)
             if any(state.changed for state in states.values()):
                 return None
             if process is not None and any(counter_rows(process, group_id, states, now)):
@@ -303,6 +284,20 @@ class Store:
             return summary
 
         return self.read_snapshot(summary_if_unchanged, driver_only=True)
+
+    def _plan(self, connection, group_id, push, stored_rows, now, capped):
+        """How the push changes the group (planning.plan_push), given the rows of
+        (GROUP_AND_)STATE_OF_KEYS for its keys: (states by key, PushSummary)."""
+        keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
+        return plan_push(
+            push,
+            stored_rows,
+            _stored_uuids(connection, stored_rows),
+            now,
+            self.settings.occurrences_per_key,
+            _stored_in_full(connection),
+            keys_to_drop,
+        )
 
     def _keys_over_cap(self, connection, group_id):
         """keys_to_drop for plan_push: the new keys past the group's maximum of keys."""

@@ -34,9 +34,6 @@ class KeyDigestConverter(BaseConverter):
 # The pages for people (HTML), not part of the API that openapi.json describes.
 PAGE_BLUEPRINTS = ("pages", "page_actions")
 
-# The ungrouped endpoints (/errors, /-/errors) serve the group with this name.
-DEFAULT_GROUP = ""
-
 
 def current_gateway():
     """The app's Gateway (app.py): its store and its push loader."""

@@ -7,10 +7,11 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from ... import __version__
 from ...config import SETTINGS
 from ...errors import InvalidPush, InvalidResolve
+from ...groups import DEFAULT_GROUP, describe_group
 from ...wire.body import parse_push_document, read_push_body
 from ...wire.timestamps import format_rfc3339_ns
 from ..auth import ROLE_OF_BLUEPRINT
-from . import DEFAULT_GROUP, current_gateway
+from . import current_gateway
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def resolve(aggregation_key, group=DEFAULT_GROUP):
     # No stored key holds a NUL (a push with one is rejected), and PostgreSQL refuses one even
     # in a query.
     if "\x00" in aggregation_key or not current_gateway().store.resolve(group, aggregation_key):
-        abort(404, f"No exported error {aggregation_key!r} in {_describe(group)}.")
+        abort(404, f"No exported error {aggregation_key!r} in {describe_group(group)}.")
     log.info("resolved group=%s key=%s", group or "-", aggregation_key)
     return jsonify(group=group or None, resolved=aggregation_key)
 
@@ -59,7 +60,7 @@ def resolve_named(group=DEFAULT_GROUP):
 def wipe(group=DEFAULT_GROUP):
     target_uuid = current_gateway().store.wipe(group)
     if target_uuid is None:
-        abort(404, f"Nothing was ever pushed to {_describe(group)}.")
+        abort(404, f"Nothing was ever pushed to {describe_group(group)}.")
     log.warning("wiped group=%s new target_uuid=%s", group or "-", target_uuid)
     return jsonify(group=group or None, target_uuid=target_uuid)
 
@@ -90,7 +91,3 @@ def status():
             if current_app.config[f"{role}_USERNAME"]
         ),
     )
-
-
-def _describe(group):
-    return f"group {group!r}" if group else "the default group"

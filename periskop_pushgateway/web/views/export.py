@@ -5,7 +5,8 @@ import os
 from flask import Blueprint, Response, request
 from werkzeug.wsgi import FileWrapper
 
-from . import DEFAULT_GROUP, current_store
+from ...groups import DEFAULT_GROUP
+from . import current_store
 
 blueprint = Blueprint("export", __name__)
 _PIECE_BYTES = 256 * 1024

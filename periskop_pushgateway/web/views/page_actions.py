@@ -9,10 +9,10 @@ import logging
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 
+from ...groups import DEFAULT_GROUP, describe_group
 from ...storage import browse
 from ..form_tokens import FormTokens
-from . import DEFAULT_GROUP, current_store, page_common
-from .pages import describe
+from . import current_store, page_common
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,13 @@ _TOKENS = "periskop_pushgateway.web.form_tokens"
 def resolve(digest, group=DEFAULT_GROUP):
     found = browse.key_detail(current_store(), group, digest)
     if found is None or found.aggregate.hidden:
-        abort(404, f"No exported key with this digest in {describe(group)}.")
+        abort(404, f"No exported key with this digest in {describe_group(group)}.")
     key = found.aggregate.aggregation_key
     if request.method == "GET":
         return _confirm("resolve", group, digest.hex(), key=key, count=found.aggregate.total_count)
     _check_token("resolve", group, digest.hex())
     if not current_store().resolve(group, key):
-        abort(404, f"No exported key with this digest in {describe(group)}.")
+        abort(404, f"No exported key with this digest in {describe_group(group)}.")
     log.info("resolved group=%s key=%s (page)", group or "-", key)
     return _back_to_group(group, "resolved")
 
@@ -44,12 +44,12 @@ def wipe(group=DEFAULT_GROUP):
     if request.method == "GET":
         found = browse.find_group(current_store(), group)
         if found is None:
-            abort(404, f"Nothing was ever pushed to {describe(group)}.")
+            abort(404, f"Nothing was ever pushed to {describe_group(group)}.")
         return _confirm("wipe", group, target_uuid=found.target_uuid)
     _check_token("wipe", group)
     target_uuid = current_store().wipe(group)
     if target_uuid is None:
-        abort(404, f"Nothing was ever pushed to {describe(group)}.")
+        abort(404, f"Nothing was ever pushed to {describe_group(group)}.")
     log.warning("wiped group=%s new target_uuid=%s (page)", group or "-", target_uuid)
     return _back_to_group(group, "wiped")
 

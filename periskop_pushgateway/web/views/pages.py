@@ -6,10 +6,11 @@ as the export does (auth.py).
 
 from flask import Blueprint, abort, current_app, render_template, request
 
+from ...groups import DEFAULT_GROUP, describe_group
 from ...storage import browse
 from ...wire.schemas import SEVERITIES
 from ...wire.timestamps import now_ns
-from . import DEFAULT_GROUP, current_store, page_common
+from . import current_store, page_common
 
 blueprint = Blueprint(
     "pages",
@@ -47,9 +48,9 @@ def group_page(group=DEFAULT_GROUP):
     key_filter, page = _key_filter(request.args)
     found = browse.keys_page(current_store(), group, key_filter, page, PAGE_SIZE)
     if found is None:
-        abort(404, f"Nothing was ever pushed to {describe(group)}.")
+        abort(404, f"Nothing was ever pushed to {describe_group(group)}.")
     if page > found.pages:
-        abort(404, f"There is no page {page}: {describe(group)} has {found.pages} of these.")
+        abort(404, f"There is no page {page}: {describe_group(group)} has {found.pages} of these.")
     return render_template(
         "pages/group.html",
         group=group,
@@ -67,7 +68,7 @@ def group_page(group=DEFAULT_GROUP):
 def key_page(digest, group=DEFAULT_GROUP):
     found = browse.key_detail(current_store(), group, digest)
     if found is None:
-        abort(404, f"No such key in {describe(group)}.")
+        abort(404, f"No such key in {describe_group(group)}.")
     return render_template(
         "pages/key.html",
         group=group,
@@ -95,7 +96,3 @@ def _key_filter(args):
     if not page.isascii() or not page.isdigit() or int(page) < 1:
         abort(400, f"Page {page!r} is not a page number: 1, 2, 3 ...")
     return browse.KeyFilter(sort, descending, severity or None, text), int(page)
-
-
-def describe(group):
-    return f"group {group!r}" if group else "the default group"
