@@ -9,26 +9,14 @@ kept: before it waits for the next connection, when MAX_WAITING answers are kept
 a request hold it longer (a slow client, a large push), its answerer thread sends them once
 the oldest has waited MAX_WAIT_SECONDS. Every other request is served as SyncWorker serves it.
 
-Measured in one run against a flusher thread that flushed and answered each push handed to it
-while the worker took the next request (wrk -t2 -c16 -d4s, 2 workers, SQLite FULL, five rounds
-alternating), pushes from new clients: small ones 1,406, 1,336, 1,437, 1,442 and 1,719/s against
-1,369, 1,213, 1,305, 1,405 and 1,450/s; typical ones 1,007, 926, 821, 766 and 892/s against 888,
-726, 683, 733 and 760/s. Worker CPU per push fell from 1.09-1.32 to 0.90-1.18 ms (small) and from
-1.84-2.36 to 1.59-2.04 ms (typical): the thread's wake-ups and turns at the GIL for every push
-cost more than the wait for the disk it hid (the machine now idles 11-13% against 8-10%). With
-every flush 2 ms slower (bench/slow_flush.c, two rounds), small ones 1,185 and 1,062/s against
-756 and 730/s, typical ones 760 and 782/s against 676 and 616/s.
+A thread that flushed and answered each handed-off push while the worker took the next
+request was slower: its wake-ups and turns at the GIL for every push cost more than the wait
+for the disk it hid (docs/performance.md).
 
 A handed-off answer's connection is closed as soon as its answer is sent, unless its client
 sent more (close_after_answer), rather than after its client closes its end (gunicorn's linger,
 up to 2 s, during which the worker waits); so is any other request's that was read to its end
-(a scrape, a push answered without a flush). Measured the same way (wrk -t2 -c16 -d5s, four
-rounds alternating, the machine busier than above): pushes from new clients, small ones 1,362,
-1,299, 1,338 and 1,218/s against 1,236, 1,251, 1,108 and 1,177/s, typical ones 945, 905, 884 and
-1,106/s against 903, 785, 902 and 852/s; worker CPU per small push 1.15-1.27 against 1.24-1.38 ms.
-Closing so every request read to its end, a small push repeated (answered without a flush):
-3,382, 3,358, 3,509 and 3,475/s against 3,282, 3,404, 3,390 and 2,974/s (wrk -t2 -c16 -d5s, four
-rounds alternating), worker CPU per push 0.48-0.50 against 0.49-0.55 ms.
+(a scrape, a push answered without a flush).
 """
 
 import errno

@@ -2,7 +2,7 @@
 
 Under SQLITE_SYNCHRONOUS=FULL a push's commit must be flushed before the push is answered
 (wal_sync.py). A sync worker that flushed in each request would flush once per push and sit
-idle for each flush (a 2-core machine measured 13 to 19% idle under pushes from new clients).
+idle for each flush.
 Instead, the gateway's gunicorn worker (durable_worker.py) offers to flush later: the app
 commits, prepares its answer and hands a PendingFlush to the function the worker put in the
 WSGI environ (a function, not a value the worker reads back, so that middleware that copies the

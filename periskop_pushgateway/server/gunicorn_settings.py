@@ -10,7 +10,7 @@ from .malloc_tuning import return_large_buffers_when_freed
 
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
-# Threads per worker. One (gunicorn's sync workers) is the fastest on the machines measured:
+# Threads per worker. One (gunicorn's sync workers) is the fastest (docs/performance.md):
 # pushes are CPU work under Python's GIL, and threads of one worker only take turns at it. More
 # (gunicorn's gthread workers) keep clients' connections open and let the pushes a worker's
 # threads hold at the same moment share one SQLite commit (group_commit.py).
@@ -78,8 +78,7 @@ def _before_fork(_arbiter, _worker):
     return_large_buffers_when_freed()
     # The workers share the preloaded app's memory with the master until they write to a
     # page, and the garbage collector writes to every object it visits: frozen, the objects
-    # made before the fork are never visited, and their pages stay shared (about 30 MB less
-    # memory for master and workers together, measured with 2 workers).
+    # made before the fork are never visited, and their pages stay shared.
     gc.freeze()
 
 

@@ -12,7 +12,7 @@ import threading
 from .malloc_tuning import after_large_work
 
 # Pushes larger than this are loaded one at a time, and what loading them freed is given back
-# after their request (at most 0.4 ms each); smaller ones (nearly all) at once, with no trim.
+# after their request; smaller ones (nearly all) at once, with no trim.
 LARGE_BODY_BYTES = 256 * 1024
 
 _one_at_a_time = threading.Lock()

@@ -4,16 +4,13 @@ memory its many small objects took (return_freed_memory).
 
 glibc serves allocations above its mmap threshold with mmap() and unmaps them when freed. But
 the threshold rises to the size of the largest such buffer freed, up to 32 MiB, and from then on
-buffers below it come from the heap, which keeps freed memory unless its top end is free: after
-plain and gzip scrapes of a 10 MB export (the benchmark's 1,000 keys), master and 2 workers took
-145 MiB of PSS, against 121 with the threshold fixed (measured alone; the benchmark's own figure
-after its scrapes moved within its noise, 124 to 122). A fixed threshold keeps every buffer
-above it mapped on its own.
+buffers below it come from the heap, which keeps freed memory unless its top end is free: a
+worker that served large scrapes kept that memory for good. A fixed threshold keeps every
+buffer above it mapped on its own.
 
-The cost: a mapped buffer is faulted in page by page and zeroed. Making and freeing a 10 MB
-buffer took 6.6 ms against 0.16 ms from the heap (timeit, the machine busy with a test suite).
-Only rare work makes such buffers: rendering or compressing a large export, once per change of
-its group (compressing 14 MB takes about 70 ms, store.py), and reading a push over 1 MiB.
+The cost: a mapped buffer is faulted in page by page and zeroed, many times slower than one
+from the heap. Only rare work makes such buffers: rendering or compressing a large export,
+once per change of its group, and reading a push over 1 MiB.
 """
 
 import ctypes
@@ -55,10 +52,8 @@ def return_freed_memory():
     was done since the last call; returns whether it did.
 
     Otherwise the memory of a loaded push's or a rendered export's objects, freed in the middle
-    of the heap, stays resident: in one process, 1.7 to 2.0 MiB after the benchmark's 20 pushes
-    of 520 KB, 4.3 after rendering their 10 MB export (tests/test_malloc_tuning.py). A trim
-    takes 0.3 to 0.4 ms where it finds memory to give back, and about 8 µs where it finds none:
-    too much for every small push, which is why only large work asks for it."""
+    of the heap, stays resident (tests/test_malloc_tuning.py). A trim costs a fraction of a
+    millisecond: too much for every small push, which is why only large work asks for it."""
     global _trim_due
     if not _trim_due:
         return False

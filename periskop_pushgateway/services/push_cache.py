@@ -55,13 +55,11 @@ class PushCache:
         self._pushes = OrderedDict()
         self._body_bytes = 0
         # hash((group, target_uuid, key)) -> the highest count accepted, the least recently
-        # pushed first: at most 0.7 MiB at the bound of 4,096 keys (about 170 bytes a key,
-        # tracemalloc, a new process of one key each), whatever the number of keys per
-        # process. An out-of-order push comes within moments of the later state of its process,
-        # so the last 4,096 keys pushed are enough to notice it; at 16,384 the bound took 2.9
-        # MiB per worker, filling along the first 50,000 pushes (and kept per process, 8.3
-        # MiB). A collision only makes the store try a read transaction first that finds the
-        # push does change something.
+        # pushed first: under 1 MiB at the bound, whatever the number of keys per process
+        # (docs/bounds.md). An out-of-order push comes within moments of the later state of
+        # its process, so the last keys pushed are enough to notice it. A collision only
+        # makes the store try a read transaction first that finds the push does change
+        # something.
         self.max_counted_keys = max_counted_keys
         self._highest = OrderedDict()
         self._lock = threading.Lock()  # a gthread worker's threads share it
@@ -69,9 +67,8 @@ class PushCache:
     @staticmethod
     def key(group, body):
         """What a body is found by: the group and the body itself, compared byte for byte.
-        Every push is looked up, and the lookup hashes the body with Python's own hash of
-        bytes, once per body (12 µs for a typical 52 KB body against 34 for its SHA-256,
-        timeit); a body found is then compared whole (under 2 µs)."""
+        Every push is looked up, so the lookup uses Python's own hash of bytes (computed once
+        per body, a third of a SHA-256's cost); a body found is then compared whole."""
         return (group, body)
 
     def get(self, key):

@@ -245,8 +245,8 @@ class Store:
         remembered: the body's entry in the worker's PushCache. On SQLite its Verdict, set
         here, answers without the read while nothing was committed to the database since (the
         steady state of processes pushing their unchanged state again into a quiet database)
-        and neither the group nor the process's counters are due to be touched: 8 µs against
-        the read's 42 for a small push, 118 for a typical one (timeit)."""
+        and neither the group nor the process's counters are due to be touched, for a
+        fraction of the read's cost."""
         now = self.clock()
         if not capped or self.backend.database_stamp is None:
             remembered = None
@@ -332,9 +332,7 @@ class Store:
     def _export_without_rendering(self, group_name, encoding):
         """The group's export as it is now when nothing needs rendering: its kept export, or
         the empty one of a group that does not exist. Found on SQLite without SQLAlchemy's
-        Connection (engines.py's driver_snapshot), or None. Most scrapes only find it, and finding
-        a kept one this way takes 40 µs against 100 (timeit, a kept gzip export of 1,000
-        keys, whose whole request takes about 450 µs in Flask's test client)."""
+        Connection (the backend's driver_snapshot), or None: most scrapes only find it."""
         if self.backend.driver_snapshot is None:
             return None
         version = self.read_snapshot(
@@ -502,8 +500,7 @@ def _render(connection, group):
     return render_export(group.target_uuid, list(exported.values()))
 
 
-# Level 6 (zlib's default): a 14 MB export in about 70 ms, a tenth of the time level 9 adds
-# for a few percent less.
+# zlib's default level: level 9 takes much longer for a few percent less.
 _GZIP_LEVEL = 6
 
 

@@ -8,7 +8,7 @@ from collections import OrderedDict
 
 # Addresses remembered per worker, the least recent dropped first. Each costs about
 # 250 bytes plus 32 per failure remembered (at most max_failures): at the bound, with 10
-# failures each, 2.3 MB per worker for IPv4 addresses and 2.4 MB for IPv6 (measured).
+# failures each, about 2.4 MB per worker.
 MAX_ADDRESSES = 4096
 
 

@@ -5,10 +5,8 @@ holds the database's one write lock, so every other worker's write waits for tha
 flush too. The gateway keeps the promise FULL makes, that an acknowledged push is on disk,
 in another way: it commits under NORMAL (which writes the commit to the WAL file without
 waiting for the disk), releases the lock, and only then flushes the WAL file itself and
-answers. The next writer works meanwhile, and the flushes of several workers overlap. On a
-disk whose flush takes 2 ms (bench/slow_flush.c), 2 workers took 247 small pushes/s from
-new clients under SQLite's FULL and 498/s this way; on a disk that flushes in a fraction of
-a millisecond the two are within noise.
+answers. The next writer works meanwhile, and the flushes of several workers overlap: on a
+slow disk (bench/slow_flush.c) that doubles the rate of pushes that write.
 
 Why a flush of the WAL file after the commit covers the commit: the commit's frames were
 written to the file before COMMIT returned. If a checkpoint has since copied them into the
