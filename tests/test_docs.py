@@ -1,6 +1,8 @@
 """The README states what the code does: its settings and its test command."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,19 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     assert "periskop-pushgateway serve" in run
     assert test.endswith(".venv/bin/python -m tests")  # both databases (tests/__main__.py)
     assert test in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_docs_build_strictly(tmp_path):
+    # Strict: a link to a missing page or heading (mkdocs.yml's validation) fails the build.
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "site" / "protocol" / "index.html").is_file()
 
 
 @pytest.mark.parametrize(
