@@ -1,4 +1,4 @@
-# The gateway's container image (README "Container image"):
+# The gateway's container image (docs/operations.md, "Container image"):
 #   docker build -t periskop-pushgateway .
 #   podman build --format docker -t periskop-pushgateway .   (podman's OCI format drops HEALTHCHECK)
 # Any base image with Python 3.11 or later, `python3 -m venv` and `useradd` will do.

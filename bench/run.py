@@ -10,7 +10,7 @@ requests/s in the same run, then worker memory (RSS) after the scrape and along 
 Needs wrk (Debian package `wrk`). Compare figures within one run only: the load generator and
 the servers share the machine's cores.
 
-When BENCH_GO_GATEWAY names the binary of the original Go gateway (see the README), it runs
+When BENCH_GO_GATEWAY names the binary of the original Go gateway (see docs/performance.md), it runs
 every scenario too, as one more column; the gateway's cells then also give their ratio to its
 requests/s, and the memory report adds its process's RSS. It keeps everything in memory and
 counts a re-pushed state again: compare speed only. Without the variable, no such column.

@@ -1,7 +1,7 @@
 /* A disk whose flush takes time: LD_PRELOAD this library and every fsync() and fdatasync()
  * of the process waits SLOW_FLUSH_US microseconds (default 2000) before it flushes, as on
  * network block storage or a busy disk. Flushes of several processes wait side by side, as
- * such storage serves them. The README's "A slow disk" runs the benchmark with it.
+ * such storage serves them. docs/performance.md says how to run the benchmark with it.
  * SLOW_FLUSH_FAIL_WHILE=path: while a file exists at path, every flush fails after its wait
  * (EIO), as a failing disk's would; the tests use it.
  *

@@ -6,7 +6,7 @@ with the first failing pass's status, 0 when both pass.
 
 Side by side they take about the time of the longer one: much of each pass waits on servers
 starting and stopping (gunicorn, nginx, podman), which the other pass fills. Run one database
-alone with plain pytest (see the README).
+alone with plain pytest (see docs/development.md).
 """
 
 import os

@@ -1,21 +1,38 @@
-"""The README states what the code does: its settings and its test command."""
+"""The README and the manual in docs/ state what the code does: its settings and its test
+command; and the manual builds, every link in it resolving."""
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from markdown.extensions.toc import slugify
 
 from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
+DOCS = REPO / "docs"
+CONFIGURATION = (DOCS / "configuration.md").read_text()
+SETTING_ROW = re.compile(r"^\| `(PERISKOP_PUSHGATEWAY_\w+)` \| `([^`]*)` \|", re.M)
 
 
-def test_readme_documents_every_setting_with_its_default():
-    documented = dict(re.findall(r"^\| `(PERISKOP_PUSHGATEWAY_\w+)` \| `([^`]*)` \|", README, re.M))
+def test_the_configuration_page_documents_every_setting_with_its_default():
+    documented = dict(SETTING_ROW.findall(CONFIGURATION))
     assert set(documented) == {ENV_PREFIX + name for name in SETTINGS}
     for name, (default, _parse, _description) in SETTINGS.items():
         assert documented[ENV_PREFIX + name].lower() == str(default).lower()
+
+
+def test_the_readmes_short_settings_table_gives_the_defaults_in_force():
+    rows = SETTING_ROW.findall(README)
+    assert rows
+    assert len({name for name, _default in rows}) == len(rows)
+    for variable, default in rows:
+        name = variable.removeprefix(ENV_PREFIX)
+        assert name in SETTINGS, variable
+        assert default.lower() == str(SETTINGS[name][0]).lower(), variable
 
 
 def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
@@ -25,6 +42,35 @@ def test_readme_has_two_setup_commands_and_ci_runs_the_test_one():
     assert "periskop-pushgateway serve" in run
     assert test.endswith(".venv/bin/python -m tests")  # both databases (tests/__main__.py)
     assert test in (REPO / ".ci" / "run").read_text()
+
+
+def _headings(markdown):
+    """The anchors MkDocs gives a page's headings (outside fenced code)."""
+    text = re.sub(r"^```.*?^```", "", markdown, flags=re.M | re.S)
+    return {slugify(title.strip(), "-") for title in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_the_readmes_links_into_the_docs_resolve():
+    links = re.findall(r"\]\((docs/[^)#]+)(?:#([^)]+))?\)", README)
+    assert links
+    for path, anchor in links:
+        target = REPO / path
+        assert target.is_file(), path
+        if anchor:
+            assert anchor in _headings(target.read_text()), f"{path}#{anchor}"
+
+
+def test_the_docs_build_strictly(tmp_path):
+    # Strict: a link to a missing page or heading (mkdocs.yml's validation) fails the build.
+    built = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert built.returncode == 0, built.stderr
+    assert (tmp_path / "site" / "protocol" / "index.html").is_file()
 
 
 @pytest.mark.parametrize(

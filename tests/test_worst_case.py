@@ -1,5 +1,6 @@
 """Every per-group bound at its default, filled by hostile pushes: the disk a full group takes
-and the memory a worker reaches stay under the README's figures ("Worst cases").
+and the memory a worker reaches stay under the documented figures (docs/bounds.md, "Worst
+cases").
 
 One group is filled the worst way each bound allows: MAX_KEYS_PER_GROUP keys exported and as
 many hidden, each of MAX_KEY_LENGTH 4-byte characters; MAX_OCCURRENCE_BYTES_PER_GROUP of
@@ -26,7 +27,7 @@ from .servers import Gunicorn
 from .test_retention import DAY, Clock
 
 MB = 1000**2
-# The README's figures ("Worst cases"); what this test measured is in its closing note.
+# The figures of docs/bounds.md ("Worst cases"); what this test measured is in its closing note.
 DOCUMENTED_GROUP_BYTES = {"sqlite": 110 * MB, "postgresql": 150 * MB}
 DOCUMENTED_WORKER_PEAK_BYTES = 700 * MB
 
