@@ -66,7 +66,7 @@ def _boolean(value):
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-# name: (default, parser, description) — the README's configuration table mirrors this.
+# name: (default, parser, description) — docs/configuration.md's table mirrors this.
 SETTINGS = {
     "DATABASE_URL": (
         "sqlite:///periskop-pushgateway.db",

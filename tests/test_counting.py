@@ -1,4 +1,4 @@
-"""PROTOCOL.md's counting rules: increases per (group, pushing process, key)."""
+"""docs/protocol.md's counting rules: increases per (group, pushing process, key)."""
 
 from .helpers import aggregate, by_key, counts, occurrence, post, push_body, scrape
 

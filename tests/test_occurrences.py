@@ -1,5 +1,5 @@
 """Occurrences: own uuid and timestamp, de-duplicated by uuid, newest N per key, and every
-client quirk of PROTOCOL.md exported in types the Go Periskop server decodes."""
+client quirk of docs/protocol.md exported in types the Go Periskop server decodes."""
 
 import uuid
 

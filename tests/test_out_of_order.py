@@ -1,4 +1,4 @@
-"""PROTOCOL.md rule 2 against every order: processes push growing cumulative states, and the
+"""docs/protocol.md rule 2 against every order: processes push growing cumulative states, and the
 gateway receives them in any order, any number of times, between prunes. Whatever the order,
 each key's count is the sum over processes of the highest count each pushed, its occurrences
 are the newest of all pushed ones, and no scrape ever sees a count go down."""

@@ -123,7 +123,7 @@ def test_the_same_anonymous_body_twice_is_two_failures_with_two_occurrences(clie
 def test_a_body_pushed_again_is_counted_as_loading_it_anew_would(client):
     body = push_body(aggregate("k", 3, [occurrence("boom")]), target_uuid="p")
     assert post(client, body).get_json()["count_increase"] == 3
-    # Resolved in between: the same body again changes nothing, as PROTOCOL.md says.
+    # Resolved in between: the same body again changes nothing, as docs/protocol.md says.
     assert client.delete("/-/errors/k").status_code == 200
     assert post(client, body).get_json() == {
         "aggregates": 1,

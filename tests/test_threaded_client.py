@@ -2,7 +2,7 @@
 threads sharing one collector, each reporting an error and then pushing the collector's whole
 state. The pushes of that one target_uuid reach the gateway out of order (a thread snapshots
 the state, another reports and pushes a higher count first, two workers or two instances
-answer them in either order), so only PROTOCOL.md's rule 2 counts them exactly: per
+answer them in either order), so only docs/protocol.md's rule 2 counts them exactly: per
 (group, target_uuid, key) the highest total_count seen, adding only what exceeds it.
 
 The client takes no lock. In CPython its `total_count += 1` runs without a thread switch and

@@ -2,10 +2,10 @@
 
 SQLAlchemy's Connection.execute() spends ten times the driver's own time on bookkeeping for a
 one-row SELECT on SQLite, and builds a Row for every row it returns; a push runs five to eight
-statements and reads one row per stored occurrence of its keys. A DriverStatement is the same Core statement, compiled once
-for the connection's dialect (and once per number of values in an IN list), executed on the
-DB-API cursor inside the transaction the SQLAlchemy connection began. Its rows are plain
-tuples, in the statement's column order.
+statements and reads one row per stored occurrence of its keys. A DriverStatement is the same
+Core statement, compiled once for the connection's dialect (and once per number of values in an
+IN list), executed on the DB-API cursor inside the transaction the SQLAlchemy connection began.
+Its rows are plain tuples, in the statement's column order.
 
 A driver error is raised as SQLAlchemy's own (sqlalchemy.exc.OperationalError, ...), as
 execute() would raise it, so a locked database still answers 503 and PostgreSQL's

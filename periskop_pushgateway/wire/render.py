@@ -1,4 +1,4 @@
-"""The export body, in the shape the Periskop server decodes (PROTOCOL.md, "Export body").
+"""The export body, in the shape the Periskop server decodes (docs/protocol.md, "Export body").
 
 Occurrences are rendered once, when pushed, and stored as JSON text; a scrape only
 joins them into their aggregates.

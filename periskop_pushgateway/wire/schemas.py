@@ -1,4 +1,4 @@
-"""The push wire format (PROTOCOL.md): what is accepted, what is rejected, what is cut short.
+"""The push wire format (docs/protocol.md): what is accepted, what is rejected, what is cut short.
 
 Loading a push validates it against the limits in force and hands it to normalize.py, which
 turns it into exactly what the export will show.
@@ -362,11 +362,11 @@ def build_push_schema(limits, recent_occurrences=None):
     return PushSchema()
 
 
-def build_push_loader(limits, scrubber, recent_occurrences=None):
+def build_push_loader(limits, scrubber, occurrence_cache=None):
     """load_push(document): the push validated under the limits, normalized (normalize.py) and
     scrubbed of secrets; raises marshmallow's ValidationError for a push that is not valid.
-    Occurrences pushed again are not loaded again when recent_occurrences is given."""
-    load = compile_loader(build_push_schema(limits, recent_occurrences))
+    Occurrences pushed again are not loaded again when occurrence_cache is given."""
+    load = compile_loader(build_push_schema(limits, occurrence_cache))
 
     def load_push(document):
         return normalize_push(
