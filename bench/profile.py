@@ -53,7 +53,7 @@ def _answerer_waiting(frames):
     """A worker's answerer thread (durable_worker.py) asleep until an answer is kept too long:
     py-spy samples it as active, but it uses no CPU."""
     return frames[-1].startswith("Condition.wait ") and any(
-        frame.startswith("KeptAnswers._run ") for frame in frames
+        frame.startswith("HeldAnswers._run ") for frame in frames
     )
 
 

@@ -83,7 +83,7 @@ def test_pushes_arriving_together_share_one_flush(tmp_path, slow_flush):
 
 
 def test_no_more_than_64_answers_wait_for_one_flush(tmp_path, slow_flush):
-    """The worker flushes and answers before it takes a request past 64 answers kept
+    """The worker flushes and answers before it takes a request past 64 answers held
     (durable_worker.MAX_WAITING)."""
     bodies = [new_client_push(number) for number in range(100)]
     gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="500000")

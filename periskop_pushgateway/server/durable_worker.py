@@ -5,7 +5,7 @@ Only what a handed-off request needs differs from gunicorn's SyncWorker: the app
 to offer FLUSH_LATER and to keep the request's answer when the app gave it a PendingFlush, and
 handle() (gunicorn 27's, otherwise as it is) leaves that request's connection open. The worker
 takes every request already waiting to be accepted, then flushes once and sends the answers
-kept: before it waits for the next connection, when MAX_WAITING answers are kept, and, should
+held: before it waits for the next connection, when MAX_WAITING answers are held, and, should
 a request hold it longer (a slow client, a large push), its answerer thread sends them once
 the oldest has waited MAX_WAIT_SECONDS. Every other request is served as SyncWorker serves it.
 
@@ -37,11 +37,11 @@ from .flush_later import FLUSH_LATER
 
 log = logging.getLogger(__name__)
 
-# Answers kept for a flush, at most, per worker: the worker flushes and sends them before it
+# Answers held for a flush, at most, per worker: the worker flushes and sends them before it
 # takes another request. Each holds its client's connection (a file descriptor) and its
 # answer's few hundred bytes.
 MAX_WAITING = 64
-# The longest an answer is kept while the worker serves another request: past it the worker's
+# The longest an answer is held while the worker serves another request: past it the worker's
 # answerer thread flushes and sends. So a push is answered at most this long (and its flush,
 # and one step of the worker that holds the GIL) after it was committed, whatever the next
 # request does; a disk that stops answering holds at most MAX_WAITING connections open per
@@ -59,16 +59,16 @@ class DurableSyncWorker(SyncWorker):
         self.wsgi = self._handing_off(self.wsgi)
 
     def run(self):
-        self._kept = KeptAnswers(self.log)
+        self._held = HeldAnswers(self.log)
         try:
             super().run()
         finally:
-            # Stopping (SIGTERM, max_requests): the answers kept are flushed and sent.
-            self._kept.close()
+            # Stopping (SIGTERM, max_requests): the answers held are flushed and sent.
+            self._held.close()
 
     def wait(self, timeout):
-        # No request waits to be accepted: flush once for the answers kept, and send them.
-        self._kept.send()
+        # No request waits to be accepted: flush once for the answers held, and send them.
+        self._held.send()
         return super().wait(timeout)
 
     def _handing_off(self, app):
@@ -81,7 +81,7 @@ class DurableSyncWorker(SyncWorker):
                 return answer
             # gunicorn's start_response, as gunicorn passed it here: its Response's method.
             response = start_response.__self__
-            self._kept.add(_Answer(pending[0], answer, response, environ, started, self.cfg))
+            self._held.add(_Answer(pending[0], answer, response, environ, started, self.cfg))
             raise _HandedOff
 
         return handing_off
@@ -218,16 +218,16 @@ def _close(answer):
             log.exception("closing an answer")
 
 
-class KeptAnswers:
+class HeldAnswers:
     """The answers a worker keeps until a flush, and the thread that sends them when the worker
-    does not within MAX_WAIT_SECONDS. Whichever sends takes all that are kept: one flush covers
+    does not within MAX_WAIT_SECONDS. Whichever sends takes all that are held: one flush covers
     them (WalSync.flush_commits)."""
 
     def __init__(self, gunicorn_log):
         self._log = gunicorn_log
         self._answers = []
         self._sending = 0  # answers taken by a send() not yet over
-        self._since = None  # when the oldest answer kept was added (time.monotonic)
+        self._since = None  # when the oldest answer held was added (time.monotonic)
         self._changed = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="answerer", daemon=True)
@@ -246,7 +246,7 @@ class KeptAnswers:
             self.send()
 
     def send(self):
-        """Flush, then send every answer kept (each the 503 of a failed flush if it failed)."""
+        """Flush, then send every answer held (each the 503 of a failed flush if it failed)."""
         with self._changed:
             batch, self._answers = self._answers, []
             if not batch:
@@ -261,7 +261,7 @@ class KeptAnswers:
                 self._sending -= len(batch)
 
     def close(self):
-        """Send what is kept, and end the thread."""
+        """Send what is held, and end the thread."""
         with self._changed:
             self._closing = True
             self._changed.notify()

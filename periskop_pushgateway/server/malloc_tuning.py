@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # mallopt's parameter number (malloc.h).
 _M_MMAP_THRESHOLD = -3
-# Above the pieces a kept export is sent in (256 KiB), which then reuse the heap.
+# Above the pieces a cached export is sent in (256 KiB), which then reuse the heap.
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 

@@ -152,7 +152,7 @@ UPDATE_COUNTER = DriverStatement(
 GROUP_BY_NAME = select(
     groups.c.id, groups.c.target_uuid, groups.c.created_ns, groups.c.revision, groups.c.last_push_ns
 ).where(groups.c.name == bindparam("name"))
-# What a group's kept export is named by (export_cache.py): id, creation time, revision.
+# What a group's cached export is named by (export_cache.py): id, creation time, revision.
 GROUP_VERSION = DriverStatement(
     select(groups.c.id, groups.c.created_ns, groups.c.revision).where(
         groups.c.name == bindparam("name")

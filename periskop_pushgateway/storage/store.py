@@ -319,9 +319,9 @@ class Store:
                 return _empty_export(group_name, encoding)
             # The creation time tells a group apart from an earlier one that had its id.
             version = (group.id, group.created_ns, group.revision)
-            kept = self.exports.open(group_name, version, encoding)
-            if kept is not None:
-                return kept
+            cached = self.exports.open(group_name, version, encoding)
+            if cached is not None:
+                return cached
             body = self._plain_export(connection, group_name, group, version)
         if encoding is None:
             return body
@@ -330,7 +330,7 @@ class Store:
         return encoded
 
     def _export_without_rendering(self, group_name, encoding):
-        """The group's export as it is now when nothing needs rendering: its kept export, or
+        """The group's export as it is now when nothing needs rendering: its cached export, or
         the empty one of a group that does not exist. Found on SQLite without SQLAlchemy's
         Connection (the backend's driver_snapshot), or None: most scrapes only find it."""
         if self.backend.driver_snapshot is None:
@@ -344,17 +344,17 @@ class Store:
         return self.exports.open(group_name, tuple(version), encoding)
 
     def _plain_export(self, connection, group_name, group, version):
-        kept = self.exports.open(group_name, version)
-        if kept is None:
+        cached = self.exports.open(group_name, version)
+        if cached is None:
             with one_at_a_time():
                 # Another thread may have rendered it while this one waited.
-                kept = self.exports.open(group_name, version)
-                if kept is None:
+                cached = self.exports.open(group_name, version)
+                if cached is None:
                     body = _render(connection, group)
                     self.exports.put(group_name, version, body)
                     return body
-        with kept:
-            return kept.read()
+        with cached:
+            return cached.read()
 
     def note_rejected_push(self, group_name):
         """Record that a push to this group was just rejected, if the group exists (a

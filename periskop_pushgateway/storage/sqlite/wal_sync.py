@@ -37,7 +37,7 @@ class WalSync:
         # at most flush the directory once more.
         self._synced_file = None
         # Commits this process made, and how many of them the last flush covered: a flush
-        # started after a commit covers it, so a thread (or a kept answer of the sync worker,
+        # started after a commit covers it, so a thread (or a held answer of the sync worker,
         # see flush_later.py) whose commit an earlier flush covered skips its own.
         self._committed = 0
         self._flushed = 0

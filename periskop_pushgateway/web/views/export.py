@@ -24,7 +24,7 @@ def export(group=DEFAULT_GROUP):
     if isinstance(body, bytes):
         response = Response(body, mimetype="application/json")
     else:
-        # A kept export, sent as it is read. Not with sendfile (wrap_file): on loopback that
+        # A cached export, sent as it is read. Not with sendfile (wrap_file): on loopback that
         # took a third longer for a 10 MB export than writing it from memory, while pieces of
         # this size take as long and hold only one piece in memory.
         response = Response(
