@@ -65,7 +65,7 @@ def test_a_body_accepted_once_is_noted_and_kept_from_its_second_acceptance():
     # Kept now: 120 bytes with "twice", so the least recent go until they fit, notes first.
     recent.add(once, identified("o"))
     assert recent.get(once).push["target_uuid"] == "o" and recent.get(twice) is None
-    assert len(recent._pushes) == 1
+    assert len(recent) == 1
 
 
 def test_another_body_of_the_same_size_is_noted_apart():

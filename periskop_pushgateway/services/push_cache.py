@@ -9,6 +9,8 @@ import threading
 from collections import OrderedDict
 from typing import NamedTuple
 
+from ..second_sighting import SecondSightingCache
+
 
 class Verdict(NamedTuple):
     """The store's finding that a remembered body changes nothing, and for how long it holds:
@@ -23,11 +25,10 @@ class Verdict(NamedTuple):
 class Remembered:
     """A body accepted twice: what it loaded to, and the store's verdict on it, if any."""
 
-    __slots__ = ("push", "body_size", "verdict")
+    __slots__ = ("push", "verdict")
 
-    def __init__(self, push, body_size):
+    def __init__(self, push):
         self.push = push
-        self.body_size = body_size
         self.verdict = None
 
 
@@ -46,14 +47,17 @@ class PushCache:
     """
 
     def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=4096):
-        self.max_entries = max_entries
-        # Of the bodies kept, which are held with what they loaded to: at most 8 MiB of
-        # bodies per worker, and their loaded pushes without the occurrences' texts.
         self.max_body_bytes = max_body_bytes
-        # key (below) -> Remembered; a note (group, body size, hash of the body) -> None for a
-        # body accepted once
-        self._pushes = OrderedDict()
-        self._body_bytes = 0
+        # key (below) -> Remembered. Of the bodies noted, at most 8 MiB per worker are held
+        # with what they loaded to (without the occurrences' texts). A note holds a 64-bit
+        # hash of the body, not the body, and counts no body bytes: another body of the same
+        # size and hash (about one chance in 2^64) would only be kept one acceptance early.
+        self._pushes = SecondSightingCache(
+            max_entries,
+            max_body_bytes,
+            size_of=lambda key, noted: 0 if noted else len(key[1]),
+            note_of=lambda key: (key[0], len(key[1]), hash(key[1])),
+        )
         # hash((group, target_uuid, key)) -> the highest count accepted, the least recently
         # pushed first: under 1 MiB at the bound, whatever the number of keys per process
         # (docs/bounds.md). An out-of-order push comes within moments of the later state of
@@ -101,33 +105,14 @@ class PushCache:
 
     def add(self, key, push):
         """Note a body (a key) accepted from an identified process; what it loaded to is kept
-        with it from its second acceptance on. Most bodies are pushed once (a batch job's push
-        at exit, each state of a web app in an error storm): keeping each of them cost a
-        typical push a copy of its 50 occurrences, and Python's garbage collector a walk over
-        them as they aged out. A note holds a 64-bit hash of the body, not the body, and
-        counts no body bytes: another body of the same size and hash (about one chance in
-        2^64) would only be kept one acceptance early."""
-        group, body = key
-        body_size = len(body)
-        if not push["target_uuid"] or body_size > self.max_body_bytes:
-            return
-        note = (group, body_size, hash(body))
-        with self._lock:
-            remembered = self._pushes.pop(key, None)
-            if remembered is not None:
-                self._pushes[key] = remembered
-            elif self._pushes.pop(note, _ABSENT) is _ABSENT:
-                self._pushes[note] = None
-            else:
-                self._pushes[key] = Remembered(_without_texts(push), body_size)
-                self._body_bytes += body_size
-            while len(self._pushes) > self.max_entries or self._body_bytes > self.max_body_bytes:
-                _, dropped = self._pushes.popitem(last=False)
-                if dropped is not None:
-                    self._body_bytes -= dropped.body_size
+        with it from its second acceptance on (most bodies are pushed once)."""
+        if push["target_uuid"]:
+            self._pushes.offer(key, lambda: Remembered(_without_texts(push)))
 
+    def __len__(self):
+        """Bodies held and noted."""
+        return len(self._pushes)
 
-_ABSENT = object()
 
 # What of a normalized occurrence only a write needs: its exported JSON, or what renders it.
 _TEXT_ENTRIES = ("body", "body_bytes", "pending")

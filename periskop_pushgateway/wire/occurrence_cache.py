@@ -15,9 +15,9 @@ A loaded occurrence is shared by every push that repeats it from then on: nothin
 one (scrubber.py and fitting.py change copies).
 """
 
-import threading
-
 import orjson
+
+from ..second_sighting import SecondSightingCache
 
 # A typical occurrence (981 bytes pushed: a 20-line stack trace, a request with three headers)
 # takes about 4 KiB here, its pushed form and loaded objects together: at the bound in
@@ -31,17 +31,15 @@ DEFAULT_MAX_BYTES = 512 * 1024
 
 
 class OccurrenceCache:
-    """Loaded occurrences by pushed form, the oldest dropped first, within a number of entries
-    and of pushed bytes: an occurrence's pushed form is noted when first loaded, and what it
-    loaded to is kept when loaded a second time."""
+    """Loaded occurrences by pushed form, the least recently loaded dropped first, within a
+    number of entries and of pushed bytes: an occurrence's pushed form is noted when first
+    loaded, and what it loaded to is kept when loaded a second time."""
 
     def __init__(self, max_entries=DEFAULT_MAX_ENTRIES, max_bytes=DEFAULT_MAX_BYTES):
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        # pushed form -> loaded occurrence (None when seen once), the first seen first
-        self._loaded = {}
-        self._bytes = 0
-        self._lock = threading.Lock()  # a gthread worker's threads share it
+        # pushed form -> loaded occurrence; a pushed form counts its own bytes.
+        self._loaded = SecondSightingCache(
+            max_entries, max_bytes, size_of=lambda pushed, _noted: len(pushed)
+        )
 
     def load(self, data, load):
         """load(data), or what it gave for the same pushed form lately (seen twice before).
@@ -53,26 +51,8 @@ class OccurrenceCache:
         loaded = self._loaded.get(pushed)
         if loaded is None:
             loaded = load(data)
-            self._keep(pushed, loaded)
+            self._loaded.offer(pushed, lambda: loaded)
         return loaded
-
-    def _keep(self, pushed, loaded):
-        """Keep what pushed loaded to from its second sighting on; at the first, note the pushed
-        form alone. A batch job's push brings occurrences never seen again, and keeping each
-        loaded at once made Python's garbage collector walk every one of them as they aged
-        out, a third of such a push's time; bytes are not walked."""
-        if len(pushed) > self.max_bytes:
-            return
-        with self._lock:
-            if pushed in self._loaded:
-                self._loaded[pushed] = loaded
-                return
-            self._loaded[pushed] = None
-            self._bytes += len(pushed)
-            while len(self._loaded) > self.max_entries or self._bytes > self.max_bytes:
-                oldest = next(iter(self._loaded))
-                del self._loaded[oldest]
-                self._bytes -= len(oldest)
 
     def __len__(self):
         return len(self._loaded)
