@@ -7,23 +7,13 @@ is not made to wait for the write lock either."""
 
 import threading
 from collections import OrderedDict
-from typing import NamedTuple
 
 from ..second_sighting import SecondSightingCache
 
 
-class Verdict(NamedTuple):
-    """The store's finding that a remembered body changes nothing, and for how long it holds:
-    as long as the database shows the same stamp (engines.py's DatabaseStamp: nothing committed
-    since) and the clock is no later than until_ns."""
-
-    summary: object
-    stamp: int
-    until_ns: int
-
-
 class Remembered:
-    """A body accepted twice: what it loaded to, and the store's verdict on it, if any."""
+    """A body accepted twice: what it loaded to, and the store's verdict on it (a
+    store.Verdict), if any."""
 
     __slots__ = ("push", "verdict")
 

@@ -5,27 +5,19 @@ aggregation key, so a flood of bad pushes grows a count, never the storage.
 """
 
 import logging
-import re
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import OTHER_REJECTION_CLASS, REJECTIONS, rejection_class
-from ..groups import DEFAULT_GROUP, describe_group
+from ..errors import rejection_class
+from ..groups import describe_group
 from ..log_format import push_line
+from ..reports import REPORT_GROUP, rejection_message, report_key
 from ..wire.normalize import normalize_push
 from ..wire.scrub.scrubber import is_reported
 from ..wire.timestamps import now_ns
 
 log = logging.getLogger(__name__)
 
-# The gateway's reports go to the default group.
-REPORT_GROUP = DEFAULT_GROUP
-_REPORTER = "periskop-pushgateway"
-# The keys under which rejected pushes are reported, for the pages to count them.
-REJECTION_KEYS = tuple(
-    f"{name}@{_REPORTER}"
-    for name in (*(kind.__name__ for kind in REJECTIONS), OTHER_REJECTION_CLASS)
-)
 _MAX_MESSAGE = 1000
 
 
@@ -35,7 +27,7 @@ def report(store, class_name, message, count=1, http_context=None):
         "target_uuid": None,
         "aggregated_errors": [
             {
-                "aggregation_key": f"{class_name}@{_REPORTER}",
+                "aggregation_key": report_key(class_name),
                 "total_count": count,
                 "severity": "warning",
                 "created_at": None,
@@ -89,21 +81,3 @@ def report_rejection(gateway, request, group, rejection):
         log.warning(
             "could not record when a push to %s was rejected: %s", describe_group(group), error
         )
-
-
-def rejection_message(group, code, description):
-    return f"push to {describe_group(group)} rejected with {code}: {description}"
-
-
-# Group names hold only A-Z a-z 0-9 . _ - (views.GroupNameConverter), so repr() quotes them
-# with ' and escapes nothing.
-_REJECTED_GROUP = re.compile(r"push to (?:group '([A-Za-z0-9._-]+)'|the default group) rejected ")
-
-
-def rejected_group(message):
-    """The group a rejection report's message names ("" for the default group), or None for
-    a message not written by rejection_message."""
-    match = _REJECTED_GROUP.match(message or "")
-    if match is None:
-        return None
-    return match.group(1) or ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import orjson
 from sqlalchemy import exists, func, or_, select
 
-from ..services.self_report import REJECTION_KEYS, REPORT_GROUP, rejected_group
+from ..reports import REJECTION_KEYS, REPORT_GROUP, rejected_group
 from .engines import json_text
 from .models import aggregates, groups, occurrences
 from .planning import key_digest

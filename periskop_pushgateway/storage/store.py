@@ -7,6 +7,7 @@ import gzip
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import Float, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -14,7 +15,6 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from .. import metrics
 from ..errors import TooManyGroups
 from ..server.large_work import one_at_a_time
-from ..services.push_cache import Verdict
 from ..wire.render import render_export
 from ..wire.timestamps import now_ns
 from .engines import database_size, snapshot_options
@@ -73,6 +73,16 @@ _EVICTION_BATCH = 5000
 # A push that changes nothing writes nothing (no fsync), except to keep when the group was
 # last pushed to roughly current (and its counters', see planning.COUNTER_TOUCH_NS).
 _GROUP_TOUCH_NS = 60 * 10**9
+
+
+class Verdict(NamedTuple):
+    """The store's finding that a remembered body changes nothing, and for how long it holds:
+    as long as the database shows the same stamp (the backend's DatabaseStamp: nothing committed
+    since) and the clock is no later than until_ns."""
+
+    summary: object
+    stamp: int
+    until_ns: int
 
 
 @dataclass(frozen=True)
