@@ -17,7 +17,9 @@ from .test_docs import REPO
 # It starts both passes itself: run once, in the SQLite pass.
 pytestmark = pytest.mark.skipif(TEST_DATABASE != "sqlite", reason="the runner is tested once")
 
-ONE_TEST = "tests/test_docs.py::test_readme_documents_every_setting_with_its_default"
+ONE_TEST = (
+    "tests/test_docs.py::test_the_configuration_page_documents_every_setting_with_its_default"
+)
 
 
 def run_both(*arguments):
