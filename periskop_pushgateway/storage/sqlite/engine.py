@@ -90,7 +90,7 @@ def file_identity(path):
 
 def main_file(connection):
     """The database file as SQLite opened it (symbolic links followed): its WAL and its
-    wal-index are beside it. connection: a DB-API connection or cursor."""
+    shared memory file are beside it. connection: a DB-API connection or cursor."""
     [main_file] = [
         file for _, name, file in connection.execute("PRAGMA database_list") if name == "main"
     ]
