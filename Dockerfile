@@ -1,22 +1,30 @@
 # The gateway's container image (docs/operations.md, "Container image"):
 #   docker build -t periskop-pushgateway .
 #   podman build --format docker -t periskop-pushgateway .   (podman's OCI format drops HEALTHCHECK)
-# Any base image with Python 3.11 or later, `python3 -m venv` and `useradd` will do.
-ARG BASE_IMAGE=docker.io/library/python:3.13-slim
+# The default base is the one the tests build on: Debian bookworm, its python3 (3.11) from
+# Debian's packages. Another base needs apt-get and `useradd`.
+ARG BASE_IMAGE=docker.io/library/debian:bookworm-slim
+
+FROM ${BASE_IMAGE} AS python
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-venv \
+    && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
 
 # The builder makes a virtual environment holding the gateway, the PostgreSQL driver included
-# (one image serves both databases); the final stage takes only that environment. The gateway
-# never installs anything at run time: pip and setuptools are left behind too.
-FROM ${BASE_IMAGE} AS builder
+# (one image serves both databases), at the versions of the lock the tests run on; the final
+# stage takes only that environment. The gateway never installs anything at run time: pip and
+# setuptools are left behind too.
+FROM python AS builder
 WORKDIR /src
 COPY setup.py setup.cfg README.md ./
+COPY requirements/lock.txt requirements/lock.txt
 COPY periskop_pushgateway periskop_pushgateway
 COPY migrations migrations
 RUN python3 -m venv /opt/periskop-pushgateway \
-    && /opt/periskop-pushgateway/bin/pip install --no-cache-dir '.[postgresql]' \
+    && /opt/periskop-pushgateway/bin/pip install --no-cache-dir -c requirements/lock.txt '.[postgresql]' \
     && /opt/periskop-pushgateway/bin/pip uninstall --yes --quiet pip setuptools
 
-FROM ${BASE_IMAGE}
+FROM python
 # A numeric user, so that Kubernetes' runAsNonRoot can tell it is not root.
 RUN groupadd --system --gid 10001 periskop \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home \

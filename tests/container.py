@@ -22,14 +22,19 @@ from .servers import REPO, free_port
 
 PODMAN = shutil.which("podman")
 DEBOOTSTRAP = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
-BASE_IMAGE = "localhost/debian-base:bookworm"
+# What the Dockerfile's default, debian:bookworm-slim, holds: no Python until it installs it.
+BASE_IMAGE = "localhost/debian-slim:bookworm"
 IMAGE = "localhost/periskop-pushgateway:test"
 # podman's default runtime and cgroup manager fail on this machine's cgroups; runc with
 # cgroupfs works, within these limits on open files and processes.
 GLOBAL_OPTIONS = ["--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
-# The machine's own pip settings and certificate authorities, for pip inside the build.
-BUILD_MOUNTS = ["/etc/pip.conf", "/etc/ssl/certs/ca-certificates.crt"]
+# The machine's own pip settings and certificate authorities, for pip inside the build. The
+# authorities are mounted beside the image's own (which its ca-certificates package writes),
+# and pip is pointed at them.
+PIP_CONF = Path("/etc/pip.conf")
+HOST_CERTIFICATES = Path("/etc/ssl/certs/ca-certificates.crt")
+BUILD_CERTIFICATES = "/run/host-certificates.crt"
 APT_SOURCES = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
 # What Debian's slim images leave out too: downloaded packages, package lists, documentation.
 TRIMMED = [
@@ -79,7 +84,6 @@ def ensure_base_image():
             [
                 DEBOOTSTRAP,
                 "--variant=minbase",
-                "--include=python3,python3-venv",
                 "bookworm",
                 root,
                 debian_mirror(),
@@ -105,25 +109,38 @@ def ensure_base_image():
         assert tar.wait() == 0 and imported.returncode == 0, imported.stderr
 
 
+def build_mounts(folder):
+    """podman build's --volume options: this machine's pip settings, with its certificate
+    authorities where they do not hide the image's own."""
+    mounts = []
+    if HOST_CERTIFICATES.exists():
+        mounts.append(f"--volume={HOST_CERTIFICATES}:{BUILD_CERTIFICATES}:ro")
+    if PIP_CONF.exists():
+        conf = PIP_CONF.read_text().replace(str(HOST_CERTIFICATES), BUILD_CERTIFICATES)
+        (folder / "pip.conf").write_text(conf)
+        mounts.append(f"--volume={folder / 'pip.conf'}:{PIP_CONF}:ro")
+    return mounts
+
+
 def build_image():
     """`podman build` of the repository's Dockerfile on the Debian base; returns the image id.
 
     Docker's image format keeps the HEALTHCHECK (OCI's has none). The image this replaces is
     removed, so repeated runs do not pile up untagged images."""
     previous = podman("image", "inspect", "--format", "{{.Id}}", IMAGE, check=False).stdout
-    mounts = [f"--volume={path}:{path}:ro" for path in BUILD_MOUNTS if Path(path).exists()]
-    podman(
-        "build",
-        "--format=docker",
-        "--layers=false",
-        "--network=host",
-        *LIMITS,
-        *mounts,
-        f"--build-arg=BASE_IMAGE={BASE_IMAGE}",
-        f"--tag={IMAGE}",
-        str(REPO),
-        timeout=900,
-    )
+    with tempfile.TemporaryDirectory(prefix="periskop-build-") as folder:
+        podman(
+            "build",
+            "--format=docker",
+            "--layers=false",
+            "--network=host",
+            *LIMITS,
+            *build_mounts(Path(folder)),
+            f"--build-arg=BASE_IMAGE={BASE_IMAGE}",
+            f"--tag={IMAGE}",
+            str(REPO),
+            timeout=900,
+        )
     built = podman("image", "inspect", "--format", "{{.Id}}", IMAGE).stdout.strip()
     if previous.strip() and previous.strip() != built:
         podman("rmi", previous.strip(), check=False)

@@ -28,7 +28,7 @@ def free_port():
 class Gunicorn:
     """`gunicorn wsgi:app` (or another command) on a loopback port chosen at run time."""
 
-    def __init__(self, database_url, workers=2, command=None, env=None, log_path=None):
+    def __init__(self, database_url, workers=2, command=None, env=None, log_path=None, cwd=REPO):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -46,6 +46,7 @@ class Gunicorn:
         ]
         self.env = {**os.environ, "PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url, **(env or {})}
         self.log_path = log_path
+        self.cwd = cwd
         self.pass_fds = ()
         self.process = None
 
@@ -53,7 +54,7 @@ class Gunicorn:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = start_in_own_session(
             [part.format(port=self.port) for part in self.command],
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=log,

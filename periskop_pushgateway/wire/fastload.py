@@ -66,8 +66,7 @@ class _Compiler:
         """Generate the function loading one object of schema; return its name."""
         if schema.unknown != EXCLUDE or any(schema._hooks.values()):
             raise ValueError(f"{type(schema).__name__}: only EXCLUDE schemas without hooks compile")
-        # marshmallow 4 has no "ordered" (every schema keeps its order); periskop-client's
-        # dependencies hold the tests to marshmallow 3, the image installs 4.
+        # marshmallow 4 has no "ordered" (every schema keeps its order).
         if schema.many or schema.partial or getattr(schema, "ordered", False):
             raise ValueError(f"{type(schema).__name__}: many, partial or ordered does not compile")
         load_fields = schema.load_fields.items()
