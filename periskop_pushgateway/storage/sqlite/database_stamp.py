@@ -23,13 +23,13 @@ class DatabaseStamp:
     open either way: it keeps the wal-index file in use. (A header is bytes and a
     data_version an int: the two never compare equal.)"""
 
-    def __init__(self, path, timeout_s):
+    def __init__(self, path: str, timeout_s: float) -> None:
         self.path = os.path.abspath(path)
         self.timeout_s = timeout_s
         self._lock = threading.Lock()  # a gthread worker's threads share the connection
         self._reader = ProcessLocal(self._open)
 
-    def __call__(self):
+    def __call__(self) -> bytes | int:
         with self._lock:
             reader = self._reader.get()
             # Nothing is written on this answer; but one from a file that is gone may be
@@ -41,7 +41,7 @@ class DatabaseStamp:
                     return header
             return _data_version(reader.connection)
 
-    def close(self):
+    def close(self) -> None:
         """Close this process's connection (it is opened again when next needed)."""
         with self._lock:
             reader = self._reader.release()
@@ -50,7 +50,7 @@ class DatabaseStamp:
                     reader.wal_index.close()
                 reader.connection.close()
 
-    def _open(self):
+    def _open(self) -> "_Reader":
         opened = file_identity(self.path)
         try:
             # mode=rw: a database file that is gone is not created anew, empty, at the path.
@@ -78,7 +78,7 @@ class _Reader(NamedTuple):
     wal_index: WalIndexHeader | None
 
 
-def _data_version(connection):
+def _data_version(connection: sqlite3.Connection) -> int:
     try:
         return connection.execute("PRAGMA data_version").fetchone()[0]
     except sqlite3.Error as error:

@@ -22,6 +22,7 @@ ones 2,912, 2,925 and 2,854/s against 3,164, 3,139 and 2,955/s (0.58-0.59 agains
 import mmap
 import os
 import struct
+from typing import Self
 
 # Two copies of the header (WalIndexHdr), the first 96 bytes of the file.
 HEADER_BYTES = 96
@@ -38,11 +39,11 @@ class WalIndexHeader:
     the database is open and in WAL mode (that connection then keeps the file from being
     deleted or started anew)."""
 
-    def __init__(self, mapped):
+    def __init__(self, mapped: mmap.mmap) -> None:
         self._mapped = mapped
 
     @classmethod
-    def open(cls, database_file):
+    def open(cls, database_file: str) -> Self | None:
         """The header of database_file's wal-index (database_file as SQLite opened it, symbolic
         links followed: PRAGMA database_list), or None where there is none to read: no
         "-shm" file, one too short, or a header not written or of another layout."""
@@ -64,7 +65,7 @@ class WalIndexHeader:
             return None
         return cls(mapped)
 
-    def read(self):
+    def read(self) -> bytes | None:
         """The header's bytes, or None while a commit is rewriting it (its two copies differ):
         equal readings mean nothing was committed in between."""
         header = self._mapped[:HEADER_BYTES]
@@ -72,5 +73,5 @@ class WalIndexHeader:
             return None
         return header
 
-    def close(self):
+    def close(self) -> None:
         self._mapped.close()
