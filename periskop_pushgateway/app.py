@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -52,7 +53,7 @@ class Gateway:
     push_cache: PushCache = field(default_factory=PushCache)
 
 
-def create_app(config_overrides=None):
+def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
     """Build the gateway from PERISKOP_PUSHGATEWAY_* settings (overrides win, for tests)."""
     config = load_config(overrides=config_overrides)
     check_config(config)
@@ -83,7 +84,9 @@ def create_app(config_overrides=None):
 
     if config["PROXY_HOPS"]:
         hops = config["PROXY_HOPS"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
 
     app.url_map.converters["group"] = GroupNameConverter
     app.url_map.converters["key"] = AggregationKeyConverter
@@ -103,11 +106,11 @@ def create_app(config_overrides=None):
     return app
 
 
-def _return_freed_memory(_error):
+def _return_freed_memory(_error: BaseException | None) -> None:
     return_freed_memory()
 
 
-def _compile_templates(app):
+def _compile_templates(app: Flask) -> None:
     """Compile the pages' templates now: under gunicorn's preload, in the master before the
     workers fork, so their compiled code is shared rather than built again in each worker
     on its first page."""
@@ -115,7 +118,7 @@ def _compile_templates(app):
         app.jinja_env.get_template(name)
 
 
-def _configure_logging(level, log_format):
+def _configure_logging(level: str, log_format: str) -> None:
     logger = logging.getLogger("periskop_pushgateway")
     logger.setLevel(level.upper())
     # Under gunicorn with JSON logs, the root logger has gunicorn's JSON handler already.

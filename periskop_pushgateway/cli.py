@@ -2,8 +2,11 @@
 
 import os
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,15 +32,16 @@ from .storage.models import groups
 class GatewayServer(BaseApplication):
     """gunicorn running create_app(), configured from the command line."""
 
-    def __init__(self, options):
+    def __init__(self, options: dict[str, Any]) -> None:
         self._options = options
         super().__init__()
 
-    def load_config(self):
+    def load_config(self) -> None:
         for name, value in self._options.items():
             self.cfg.set(name, value)
 
-    def load(self):
+    # Flask's WSGI types take a dict environ, the stubs' gunicorn app a MutableMapping.
+    def load(self) -> Flask:  # type: ignore[override]
         from .app import create_app
 
         return create_app()
@@ -45,7 +49,7 @@ class GatewayServer(BaseApplication):
 
 @click.group()
 @click.version_option(__version__)
-def main():
+def main() -> None:
     """Push gateway for Periskop. Settings come from PERISKOP_PUSHGATEWAY_* variables."""
 
 
@@ -81,7 +85,7 @@ def main():
     type=click.IntRange(min=1),
     help="Seconds before a silent worker is killed and restarted.",
 )
-def serve(bind, workers, threads, timeout):
+def serve(bind: tuple[str, ...], workers: int, threads: int, timeout: int) -> None:
     """Serve the gateway with gunicorn."""
     if MULTIPROC_ENV not in os.environ:
         # prometheus_client chose in-memory metrics when this process imported the gateway:
@@ -95,7 +99,7 @@ def serve(bind, workers, threads, timeout):
 
 
 @main.command("upgrade-db")
-def upgrade_db():
+def upgrade_db() -> None:
     """Create the database, or bring its schema up to date."""
     revision = upgrade_database(open_database(load_config()))
     click.echo(f"database schema at revision {revision}")
@@ -103,13 +107,13 @@ def upgrade_db():
 
 @main.command("hash-password")
 @click.password_option(help="The password; asked for (twice) when not given.")
-def hash_password(password):
+def hash_password(password: str) -> None:
     """Print the hash of a password, for a PERISKOP_PUSHGATEWAY_*_PASSWORD_HASH setting."""
     click.echo(generate_password_hash(password))
 
 
 @main.command()
-def prune():
+def prune() -> None:
     """Prune once now (retention, counter cap, key cap): for cron, when pushes are rare."""
     from .app import create_app
 
@@ -118,7 +122,7 @@ def prune():
 
 
 @main.command("config")
-def show_config():
+def show_config() -> None:
     """Print every setting in force and where it came from (default or environment), secrets
     as set or unset; exit 1 for a value the gateway would refuse at start."""
     shown, errors = effective_settings(os.environ)
@@ -150,7 +154,7 @@ def show_config():
     show_default=True,
     help="The Periskop service name of the default group (the ungrouped endpoints).",
 )
-def periskop_config(address, refresh_interval, default_name):
+def periskop_config(address: str, refresh_interval: str, default_name: str) -> None:
     """Print the Periskop server's `services:` entries: the default group and every group in
     the database, each scraped at its own export."""
     try:
@@ -164,7 +168,7 @@ def periskop_config(address, refresh_interval, default_name):
     click.echo(text, nl=False)
 
 
-def _group_names():
+def _group_names() -> Sequence[str]:
     """The names of the groups in the configured database, read without changing it."""
     config = load_config()
     url = database_url(config["DATABASE_URL"])

@@ -2,31 +2,33 @@
 
 import logging
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from .wire.fitting import MIN_OCCURRENCE_BYTES
 
 ENV_PREFIX = "PERISKOP_PUSHGATEWAY_"
 
 
-def _text(value):
+def _text(value: str) -> str:
     return value
 
 
-def _positive_integer(value):
+def _positive_integer(value: str) -> int:
     number = int(value)
     if number < 1:
         raise ValueError(f"expected a positive whole number, got {value!r}")
     return number
 
 
-def _count(value):
+def _count(value: str) -> int:
     number = int(value)
     if number < 0:
         raise ValueError(f"expected a whole number, 0 or more, got {value!r}")
     return number
 
 
-def _occurrence_bytes(value):
+def _occurrence_bytes(value: str) -> int:
     number = int(value)
     if number < MIN_OCCURRENCE_BYTES:
         raise ValueError(
@@ -36,28 +38,28 @@ def _occurrence_bytes(value):
     return number
 
 
-def _log_level(value):
+def _log_level(value: str) -> str:
     level = value.strip().upper()
     if level not in logging.getLevelNamesMapping():
         raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
     return level
 
 
-def sqlite_synchronous(value):
+def sqlite_synchronous(value: str) -> str:
     mode = value.strip().upper()
     if mode not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError(f"expected OFF, NORMAL, FULL or EXTRA, got {value!r}")
     return mode
 
 
-def _log_format(value):
+def _log_format(value: str) -> str:
     lowered = value.strip().lower()
     if lowered not in ("text", "json"):
         raise ValueError(f"expected text or json, got {value!r}")
     return lowered
 
 
-def _boolean(value):
+def _boolean(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
         return True
@@ -67,7 +69,7 @@ def _boolean(value):
 
 
 # name: (default, parser, description) — docs/configuration.md's table mirrors this.
-SETTINGS = {
+SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     "DATABASE_URL": (
         "sqlite:///periskop-pushgateway.db",
         _text,
@@ -277,7 +279,7 @@ RETIRED = {
 }
 
 
-def retired_settings(environ=None):
+def retired_settings(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     """(variable, why) for each retired setting the environment still sets."""
     environ = os.environ if environ is None else environ
     return [
@@ -285,16 +287,18 @@ def retired_settings(environ=None):
     ]
 
 
-def setting(name, environ=None):
+def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
     """One setting, parsed from the environment (or its default)."""
     environ = os.environ if environ is None else environ
     return load_config({ENV_PREFIX + name: environ.get(ENV_PREFIX + name, "")})[name]
 
 
-def load_config(environ=None, overrides=None):
+def load_config(
+    environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Build the settings mapping from the environment, then apply explicit overrides (tests)."""
     environ = os.environ if environ is None else environ
-    config = {}
+    config: dict[str, Any] = {}
     for name, (default, parse, _description) in SETTINGS.items():
         raw = environ.get(ENV_PREFIX + name)
         if raw is None or raw == "":

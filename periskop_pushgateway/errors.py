@@ -1,8 +1,9 @@
 """One JSON shape for every failure: {"code", "message", "errors" or "description"}."""
 
 import logging
+from typing import Any
 
-from flask import jsonify
+from flask import Flask, Response, jsonify
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -21,24 +22,24 @@ class PushRejected(Exception):
     message = "invalid push"
     outcome = "invalid"
 
-    def __init__(self, description):
+    def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
 
-    def body(self):
+    def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "description": self.description}
 
 
 class InvalidPush(PushRejected):
     """A body that is not a valid push; `errors` maps field paths to messages."""
 
-    def __init__(self, errors):
+    def __init__(self, errors: Any) -> None:
         self.errors = field_paths(errors)
         path, messages = next(iter(self.errors.items()))
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         super().__init__(f"{path}: {' '.join(map(str, messages))}{more}")
 
-    def body(self):
+    def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "errors": self.errors}
 
 
@@ -80,16 +81,16 @@ REJECTIONS = (InvalidPush, TooManyGroups, PushBodyTimedOut, PushTooLarge, Unsupp
 OTHER_REJECTION_CLASS = "RejectedPush"
 
 
-def rejection_class(rejection):
+def rejection_class(rejection: BaseException) -> str:
     """The class under which the gateway reports a rejected push."""
     kind = type(rejection)
     return kind.__name__ if kind in REJECTIONS else OTHER_REJECTION_CLASS
 
 
-def field_paths(messages, prefix=""):
+def field_paths(messages: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten marshmallow's nested error messages into {"a.0.b": [...]} ."""
     if isinstance(messages, dict):
-        flat = {}
+        flat: dict[str, Any] = {}
         for name, inner in messages.items():
             path = f"{prefix}.{name}" if prefix else str(name)
             flat.update(field_paths(inner, path))
@@ -97,13 +98,14 @@ def field_paths(messages, prefix=""):
     return {prefix or "_body": messages if isinstance(messages, list) else [messages]}
 
 
-def register_error_handlers(app):
+def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PushRejected)
-    def rejected_push(error):
+    def rejected_push(error: PushRejected) -> tuple[Response, int]:
         return jsonify(error.body()), error.code
 
-    @app.errorhandler(HTTPException)
-    def http_error(error):
+    # Flask's types take no None status, which Flask itself handles (the status stays as set).
+    @app.errorhandler(HTTPException)  # type: ignore[type-var]
+    def http_error(error: HTTPException) -> tuple[Response, int | None]:
         response = jsonify(code=error.code, message=error.name, description=error.description)
         # WWW-Authenticate (401), Allow (405) and the like stay.
         for name, value in error.get_headers():
@@ -114,7 +116,7 @@ def register_error_handlers(app):
     app.register_error_handler(OperationalError, database_unavailable)
 
 
-def database_unavailable(error):
+def database_unavailable(error: OperationalError) -> Response:
     """The answer to an OperationalError, in an app context."""
     # Locked past the busy timeout, disk full, read-only file, server gone: the transaction
     # was rolled back (or, its flush failed, never acknowledged), so the client may safely

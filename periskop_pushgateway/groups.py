@@ -5,6 +5,6 @@
 DEFAULT_GROUP = ""
 
 
-def describe_group(group):
+def describe_group(group: str) -> str:
     """A group as a log line or a message names it."""
     return f"group {group!r}" if group else "the default group"

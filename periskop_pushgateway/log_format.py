@@ -4,6 +4,7 @@ gunicorn's access and error logs."""
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -29,7 +30,7 @@ _NUMBERS = frozenset(("status", "bytes", "duration_ms"))
 class JsonLogFormatter(JsonFormatter):
     """time (ISO 8601, UTC), level, logger, message, pid, and the record's extra fields."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(
             "{levelname}{name}{message}{process}",
             style="{",
@@ -41,7 +42,12 @@ class JsonLogFormatter(JsonFormatter):
 class JsonAccessFormatter(JsonLogFormatter):
     """gunicorn's access log line, its atoms (the record's arguments) as fields."""
 
-    def add_fields(self, log_record, record, message_dict):
+    def add_fields(
+        self,
+        log_record: dict[str, Any],
+        record: logging.LogRecord,
+        message_dict: dict[str, Any],
+    ) -> None:
         super().add_fields(log_record, record, message_dict)
         atoms = record.args if isinstance(record.args, Mapping) else {}
         for field, atom in _ACCESS_FIELDS.items():
@@ -54,18 +60,18 @@ class JsonAccessFormatter(JsonLogFormatter):
             log_record[field] = None if value in ("-", "") else value
 
 
-def _number(value):
+def _number(value: Any) -> int | None:
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
 
 
-def formatter(log_format):
+def formatter(log_format: str) -> logging.Formatter:
     return JsonLogFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
-def gunicorn_logconfig(log_format):
+def gunicorn_logconfig(log_format: str) -> dict[str, Any] | None:
     """gunicorn's logconfig_dict for the format: None keeps gunicorn's own text logs."""
     if log_format != "json":
         return None
@@ -98,7 +104,7 @@ def gunicorn_logconfig(log_format):
     }
 
 
-def push_line(fields):
+def push_line(fields: Mapping[str, Any]) -> str:
     """A push's log line as text: `push key=value ...`; fields go to the record's extra too,
     so that a JSON line has each as a field of its own."""
     return "push " + " ".join(f"{name}={value}" for name, value in fields.items())

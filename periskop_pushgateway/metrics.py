@@ -9,12 +9,20 @@ What the database holds (aggregates, groups, size) is read from it when /metrics
 
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+    from sqlalchemy import Row
+
+    from .storage.store import Store
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def prepare_multiprocess_dir():
+def prepare_multiprocess_dir() -> str:
     """In the gunicorn master, before the app is loaded: choose the directory workers share,
     or empty the configured one (samples of a previous run would be added in)."""
     configured = os.environ.get(MULTIPROC_ENV)
@@ -27,7 +35,7 @@ def prepare_multiprocess_dir():
     return directory
 
 
-def worker_exited(pid):
+def worker_exited(pid: int) -> None:
     """gunicorn child_exit hook: a dead worker's live gauges must not linger."""
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
@@ -96,10 +104,10 @@ PUSHES_PER_FLUSH = Histogram(
 class StoredDataCollector:
     """Gauges read from the database at scrape time, so every worker reports the same."""
 
-    def __init__(self, store):
+    def __init__(self, store: "Store") -> None:
         self.store = store
 
-    def collect(self):
+    def collect(self) -> Iterator["Metric"]:
         rows, size = self.store.status()
         groups = GaugeMetricFamily(
             "periskop_pushgateway_groups", "Groups that were ever pushed to."
@@ -124,7 +132,7 @@ class StoredDataCollector:
             yield database
 
 
-def _per_group(rows):
+def _per_group(rows: Sequence["Row"]) -> Iterator[GaugeMetricFamily]:
     """Gauges per group, labelled with its name ("" for the default group: groups are bounded
     by MAX_GROUPS, and so is the label set). A job that stops pushing shows as a last push
     time that no longer moves (push times are kept to within a minute, store.py)."""
@@ -159,7 +167,7 @@ def _per_group(rows):
     yield from (last_push, last_rejected, keys, errors)
 
 
-def render_metrics(store):
+def render_metrics(store: "Store") -> tuple[bytes, str]:
     """(body, content type) of the /metrics page."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()

@@ -11,7 +11,7 @@ REPORT_GROUP = DEFAULT_GROUP
 _REPORTER = "periskop-pushgateway"
 
 
-def report_key(class_name):
+def report_key(class_name: str) -> str:
     """The aggregation key of the gateway's reports of one class."""
     return f"{class_name}@{_REPORTER}"
 
@@ -22,7 +22,7 @@ REJECTION_KEYS = tuple(
 )
 
 
-def rejection_message(group, code, description):
+def rejection_message(group: str, code: int, description: str) -> str:
     return f"push to {describe_group(group)} rejected with {code}: {description}"
 
 
@@ -31,7 +31,7 @@ def rejection_message(group, code, description):
 _REJECTED_GROUP = re.compile(r"push to (?:group '([A-Za-z0-9._-]+)'|the default group) rejected ")
 
 
-def rejected_group(message):
+def rejected_group(message: str | None) -> str | None:
     """The group a rejection report's message names ("" for the default group), or None for
     a message not written by rejection_message."""
     match = _REJECTED_GROUP.match(message or "")

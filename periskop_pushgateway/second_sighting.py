@@ -2,6 +2,8 @@
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 # Stands for the value of a key offered once.
 _NOTED = object()
@@ -20,20 +22,26 @@ class SecondSightingCache:
 
     get() takes no lock: a gthread worker's threads only take turns to change it."""
 
-    def __init__(self, max_entries, max_size, size_of, note_of=None):
+    def __init__(
+        self,
+        max_entries: int,
+        max_size: int,
+        size_of: Callable[[Any, bool], int],
+        note_of: Callable[[Any], Any] | None = None,
+    ) -> None:
         self.max_entries = max_entries
         self.max_size = max_size
         self._size_of = size_of
         self._note_of = note_of or (lambda key: key)
-        self._entries = OrderedDict()  # key -> value, note_of(key) -> _NOTED
+        self._entries: OrderedDict[Any, Any] = OrderedDict()  # key -> value, note_of(key) -> _NOTED
         self._size = 0
         self._lock = threading.Lock()
 
-    def get(self, key):
+    def get(self, key: Any) -> Any:
         value = self._entries.get(key)
         return None if value is _NOTED else value
 
-    def offer(self, key, make_value):
+    def offer(self, key: Any, make_value: Callable[[], Any]) -> None:
         """Note the key, or keep make_value() for it when it was noted before."""
         if self._size_of(key, False) > self.max_size:
             return
@@ -53,5 +61,5 @@ class SecondSightingCache:
                 dropped, value = entries.popitem(last=False)
                 self._size -= self._size_of(dropped, value is _NOTED)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._entries)

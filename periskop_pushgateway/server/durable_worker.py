@@ -25,7 +25,9 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from gunicorn import http, sock, util
 from gunicorn.http import wsgi
@@ -33,7 +35,14 @@ from gunicorn.http.body import ChunkedReader, LengthReader
 from gunicorn.workers.sync import SyncWorker
 
 from .. import metrics
-from .flush_later import FLUSH_LATER
+from .flush_later import FLUSH_LATER, PendingFlush
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIEnvironment
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+    from gunicorn.http.message import Request
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +63,11 @@ class _HandedOff(Exception):  # noqa: N818 - a signal to handle(), not an error
 
 
 class DurableSyncWorker(SyncWorker):
-    def load_wsgi(self):
+    def load_wsgi(self) -> None:
         super().load_wsgi()
         self.wsgi = self._handing_off(self.wsgi)
 
-    def run(self):
+    def run(self) -> None:
         self._held = HeldAnswers(self.log)
         try:
             super().run()
@@ -66,15 +75,15 @@ class DurableSyncWorker(SyncWorker):
             # Stopping (SIGTERM, max_requests): the answers held are flushed and sent.
             self._held.close()
 
-    def wait(self, timeout):
+    def wait(self, timeout: int) -> list[socket.socket | int] | None:
         # No request waits to be accepted: flush once for the answers held, and send them.
         self._held.send()
         return super().wait(timeout)
 
-    def _handing_off(self, app):
-        def handing_off(environ, start_response):
+    def _handing_off(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        def handing_off(environ: "WSGIEnvironment", start_response: Any) -> Iterable[bytes]:
             started = datetime.now()
-            pending = []
+            pending: list[PendingFlush] = []
             environ[FLUSH_LATER] = pending.append
             answer = app(environ, start_response)
             if not pending:
@@ -86,7 +95,7 @@ class DurableSyncWorker(SyncWorker):
 
         return handing_off
 
-    def handle(self, listener, client, addr):
+    def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         # gunicorn 27's SyncWorker.handle, but for the connection of a request handed off.
         req = None
         handed_off = False
@@ -98,7 +107,7 @@ class DurableSyncWorker(SyncWorker):
             self.handle_request(listener, req, client, addr)
         except _HandedOff:
             handed_off = True
-        except http.errors.NoMoreData as e:
+        except http.errors.NoMoreData as e:  # type: ignore[attr-defined]
             self.log.debug("Ignored premature client disconnection. %s", e)
         except StopIteration as e:
             self.log.debug("Closing connection. %s", e)
@@ -133,7 +142,15 @@ class DurableSyncWorker(SyncWorker):
 class _Answer:
     """A request handed off: its PendingFlush, the app's answer, and gunicorn's Response for it."""
 
-    def __init__(self, pending, answer, response, environ, started, cfg):
+    def __init__(
+        self,
+        pending: PendingFlush,
+        answer: Iterable[bytes],
+        response: wsgi.Response,
+        environ: "WSGIEnvironment",
+        started: datetime,
+        cfg: "Config",
+    ) -> None:
         self.pending = pending
         self.answer = answer
         self.response = response
@@ -141,7 +158,7 @@ class _Answer:
         self.started = started
         self.cfg = cfg
 
-    def send(self, gunicorn_log):
+    def send(self, gunicorn_log: "Logger") -> None:
         """Flush, then send the app's answer, or the 503 of a failed flush; close the
         connection either way."""
         response, answer = self.response, self.answer
@@ -172,7 +189,7 @@ class _Answer:
             close_after_answer(client)
 
 
-def close_after_answer(client):
+def close_after_answer(client: socket.socket) -> None:
     """Close the connection of a request read to its end (a handed-off push is) without
     waiting for its client to close it.
 
@@ -195,7 +212,7 @@ def close_after_answer(client):
         client.close()
 
 
-def _read_to_its_end(req):
+def _read_to_its_end(req: "Request | None") -> bool:
     """Whether nothing more of the request is due from its client: its body was read to its
     end, or it has none (gunicorn reads a request with neither Content-Length nor chunked as
     one of length 0, as RFC 9112 6.3 says). Then its connection closes as a handed-off one
@@ -204,13 +221,13 @@ def _read_to_its_end(req):
     closing with them unread would reset the connection under the answer."""
     if req is None:
         return False
-    reader = req.body.reader
+    reader = req.body.reader  # type: ignore[union-attr]  # a parsed request has its body
     if isinstance(reader, ChunkedReader):
         return reader.parser is None  # its last chunk was read
     return isinstance(reader, LengthReader) and reader.length == 0
 
 
-def _close(answer):
+def _close(answer: Iterable[bytes]) -> None:
     if hasattr(answer, "close"):
         try:
             answer.close()
@@ -223,17 +240,17 @@ class HeldAnswers:
     does not within MAX_WAIT_SECONDS. Whichever sends takes all that are held: one flush covers
     them (WalSync.flush_commits)."""
 
-    def __init__(self, gunicorn_log):
+    def __init__(self, gunicorn_log: "Logger") -> None:
         self._log = gunicorn_log
-        self._answers = []
+        self._answers: list[_Answer] = []
         self._sending = 0  # answers taken by a send() not yet over
-        self._since = None  # when the oldest answer held was added (time.monotonic)
+        self._since: float | None = None  # when the oldest answer held was added (time.monotonic)
         self._changed = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="answerer", daemon=True)
         self._thread.start()
 
-    def add(self, answer):
+    def add(self, answer: _Answer) -> None:
         with self._changed:
             if not self._answers:
                 self._since = time.monotonic()
@@ -245,7 +262,7 @@ class HeldAnswers:
         if full:
             self.send()
 
-    def send(self):
+    def send(self) -> None:
         """Flush, then send every answer held (each the 503 of a failed flush if it failed)."""
         with self._changed:
             batch, self._answers = self._answers, []
@@ -260,7 +277,7 @@ class HeldAnswers:
             with self._changed:
                 self._sending -= len(batch)
 
-    def close(self):
+    def close(self) -> None:
         """Send what is held, and end the thread."""
         with self._changed:
             self._closing = True
@@ -268,14 +285,14 @@ class HeldAnswers:
         self._thread.join()
         self.send()
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             with self._changed:
                 while not self._answers and not self._closing:
                     self._changed.wait()
                 if self._closing:
                     return
-                late = self._since + MAX_WAIT_SECONDS - time.monotonic()
+                late = self._since + MAX_WAIT_SECONDS - time.monotonic()  # type: ignore[operator]
                 if late > 0:
                     self._changed.wait(late)
                     continue  # the worker may have sent them meanwhile

@@ -3,10 +3,16 @@ the repository's gunicorn.conf.py both take them from here."""
 
 import gc
 import multiprocessing
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from ..config import setting
 from ..log_format import gunicorn_logconfig
 from .malloc_tuning import return_large_buffers_when_freed
+
+if TYPE_CHECKING:
+    from gunicorn.arbiter import Arbiter
+    from gunicorn.workers.base import Worker
 
 DEFAULT_BIND = "0.0.0.0:7878"
 DEFAULT_TIMEOUT = 30
@@ -24,17 +30,20 @@ ACCESS_LOG_FORMAT = (
 )
 
 
-def default_workers():
+def default_workers() -> int:
     # SQLite takes one writer at a time; a few workers keep scrapes and pushes flowing
     # without queueing many of them on its lock.
     return min(4, max(2, multiprocessing.cpu_count()))
 
 
 def gunicorn_settings(
-    bind=(DEFAULT_BIND,), workers=None, timeout=DEFAULT_TIMEOUT, threads=DEFAULT_THREADS
-):
+    bind: Iterable[str] = (DEFAULT_BIND,),
+    workers: int | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+    threads: int = DEFAULT_THREADS,
+) -> dict[str, Any]:
     """gunicorn setting name -> value."""
-    settings = {
+    settings: dict[str, Any] = {
         "bind": list(bind),
         "workers": workers or default_workers(),
         # nginx in front buffers slow clients, so a worker (or a thread) is only ever busy
@@ -73,7 +82,7 @@ def gunicorn_settings(
     return settings
 
 
-def _before_fork(_arbiter, _worker):
+def _before_fork(_arbiter: "Arbiter", _worker: "Worker") -> None:
     # Set in the master, so every worker forks with it (malloc_tuning.py).
     return_large_buffers_when_freed()
     # The workers share the preloaded app's memory with the master until they write to a
@@ -82,7 +91,7 @@ def _before_fork(_arbiter, _worker):
     gc.freeze()
 
 
-def _worker_exited(_arbiter, worker):
+def _worker_exited(_arbiter: "Arbiter", worker: "Worker") -> None:
     from ..metrics import worker_exited
 
-    worker_exited(worker.pid)
+    worker_exited(worker.pid)  # type: ignore[arg-type]  # an int once forked; the stubs say str

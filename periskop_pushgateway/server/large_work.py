@@ -8,6 +8,7 @@ one does. Both are CPU work under the GIL, so doing them one at a time costs no 
 
 import contextlib
 import threading
+from collections.abc import Iterator
 
 from .malloc_tuning import after_large_work
 
@@ -19,7 +20,7 @@ _one_at_a_time = threading.Lock()
 
 
 @contextlib.contextmanager
-def one_at_a_time(large=True):
+def one_at_a_time(large: bool = True) -> Iterator[None]:
     """Hold the worker's lock for large work around the block (when `large`)."""
     if not large:
         yield

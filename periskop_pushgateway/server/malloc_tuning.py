@@ -32,14 +32,14 @@ _trim_due = False
 
 
 @functools.cache
-def _glibc():
+def _glibc() -> ctypes.CDLL | None:
     """The C library when it is glibc (mallopt and malloc_trim are glibc's), else None."""
     if platform.libc_ver()[0] != "glibc":
         return None
     return ctypes.CDLL(ctypes.util.find_library("c"))
 
 
-def after_large_work():
+def after_large_work() -> None:
     """Note that work that makes and frees many objects was done (loading a large push,
     rendering an export: large_work.py): return_freed_memory, at the end of the request, gives what
     it freed back to the system."""
@@ -47,7 +47,7 @@ def after_large_work():
     _trim_due = True
 
 
-def return_freed_memory():
+def return_freed_memory() -> bool:
     """Give the free pages of the heap back to the system (glibc's malloc_trim) when large work
     was done since the last call; returns whether it did.
 
@@ -65,7 +65,7 @@ def return_freed_memory():
     return True
 
 
-def return_large_buffers_when_freed(threshold=MMAP_THRESHOLD_BYTES):
+def return_large_buffers_when_freed(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     """Fix glibc's mmap threshold for this process and those it forks; elsewhere (musl, macOS)
     do nothing. Returns whether it was set."""
     libc = _glibc()

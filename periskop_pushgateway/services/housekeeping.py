@@ -4,28 +4,32 @@ interval, right after a push it served, and reports the keys the cap dropped mea
 import logging
 import threading
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from .. import metrics
 from ..groups import describe_group
 from .self_report import report
 
+if TYPE_CHECKING:
+    from ..storage.store import Store
+
 log = logging.getLogger(__name__)
 
 
 class Maintenance:
-    def __init__(self, store, interval_ns):
+    def __init__(self, store: "Store", interval_ns: int) -> None:
         self.store = store
         self.interval_ns = interval_ns
         self._due_ns = 0
-        self._dropped = Counter()  # group name -> keys dropped since the last report
+        self._dropped: Counter[str] = Counter()  # group name -> keys dropped since the last report
         # One thread of a worker prunes; the others go on answering.
         self._running = threading.Lock()
 
-    def note_dropped_keys(self, group, count):
+    def note_dropped_keys(self, group: str, count: int) -> None:
         if count:
             self._dropped[group] += count
 
-    def after_push(self):
+    def after_push(self) -> None:
         now = self.store.clock()
         if now >= self._due_ns and self._running.acquire(blocking=False):
             try:
@@ -35,7 +39,7 @@ class Maintenance:
             finally:
                 self._running.release()
 
-    def run(self):
+    def run(self) -> dict[str, int]:
         pruned = self.store.prune()
         for kind, count in pruned.items():
             metrics.PRUNED_ROWS.labels(kind).inc(count)

@@ -2,6 +2,7 @@
 the Periskop server scrapes each group as a target of its own."""
 
 import re
+from collections.abc import Iterable
 
 import yaml
 
@@ -13,11 +14,16 @@ _ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):[0-9]{1,5}")
 _DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ns|us|µs|ms|s|m|h))+")
 
 
-def export_path(group):
+def export_path(group: str) -> str:
     return f"/services/{group}/-/errors" if group else "/-/errors"
 
 
-def periskop_services(address, refresh_interval, groups, default_name=DEFAULT_SERVICE_NAME):
+def periskop_services(
+    address: str,
+    refresh_interval: str,
+    groups: Iterable[str],
+    default_name: str = DEFAULT_SERVICE_NAME,
+) -> str:
     """The YAML text of a `services:` list: the default group as `default_name`, then each
     named group under its own name. Raises ValueError for an address, interval or name the
     Periskop server would not take."""

@@ -3,6 +3,7 @@
 import logging
 import time
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import ValidationError
 from sqlalchemy.exc import OperationalError
@@ -16,13 +17,19 @@ from ..wire.body import parse_push_document, read_push_body
 from .push_cache import PushCache
 from .self_report import report_rejection
 
+if TYPE_CHECKING:
+    from flask import Flask, Request, Response
+
+    from ..app import Gateway
+    from ..storage.planning import PushSummary
+
 log = logging.getLogger(__name__)
 
 # The child counted for every push accepted, looked up once.
 _ACCEPTED = metrics.PUSHES.labels("accepted")
 
 
-def accept_push(gateway, request, group, app):
+def accept_push(gateway: "Gateway", request: "Request", group: str, app: "Flask") -> "PushSummary":
     """Accept the push a request carries for a group; returns its summary (PushSummary).
 
     The sequence: the body is read; a body this worker accepted before is looked up in its
@@ -73,12 +80,13 @@ def accept_push(gateway, request, group, app):
     except OperationalError:
         metrics.PUSHES.labels("unavailable").inc()
         raise
-    cache.add(body_key, pushed)
+    # pushed is set once summary is: a remembered push, or one loaded.
+    cache.add(body_key, pushed)  # type: ignore[arg-type]
     if remembered is None:  # a remembered body's counts were noted when it was accepted
-        cache.note_counts(group, pushed)
+        cache.note_counts(group, pushed)  # type: ignore[arg-type]
     gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
     gateway.maintenance.after_push()
-    acknowledge = partial(_acknowledge, request.remote_addr, group, pushed, summary, started)
+    acknowledge = partial(_acknowledge, request.remote_addr, group, pushed, summary, started)  # type: ignore[arg-type]
     # A commit of this worker not known to be on disk (this push's, or one whose flush
     # failed and that this push found stored) is flushed before the push is acknowledged.
     flush_later = request.environ.get(FLUSH_LATER)
@@ -94,7 +102,13 @@ def accept_push(gateway, request, group, app):
     return summary
 
 
-def _acknowledge(remote_addr, group, pushed, summary, started):
+def _acknowledge(
+    remote_addr: str | None,
+    group: str,
+    pushed: dict[str, Any],
+    summary: "PushSummary",
+    started: float,
+) -> None:
     """The accepted push's metrics and log line, once it is on disk."""
     duration = time.perf_counter() - started
     _ACCEPTED.inc()
@@ -128,7 +142,7 @@ def _acknowledge(remote_addr, group, pushed, summary, started):
         log.log(level, "%s", push_line(fields), extra=fields)
 
 
-def _changed_something(summary):
+def _changed_something(summary: "PushSummary") -> bool:
     """Whether a push added to a count or an occurrence, or had keys dropped or found stale."""
     return bool(
         summary.count_increase
@@ -138,7 +152,7 @@ def _changed_something(summary):
     )
 
 
-def _unavailable(app, error):
+def _unavailable(app: "Flask", error: Exception) -> "Response":
     """The answer to a push whose flush failed after the view returned (flush_later.py)."""
     metrics.PUSHES.labels("unavailable").inc()
     if not isinstance(error, OperationalError):

@@ -7,8 +7,12 @@ is not made to wait for the write lock either."""
 
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 from ..second_sighting import SecondSightingCache
+
+if TYPE_CHECKING:
+    from ..storage.store import Verdict
 
 
 class Remembered:
@@ -17,9 +21,9 @@ class Remembered:
 
     __slots__ = ("push", "verdict")
 
-    def __init__(self, push):
+    def __init__(self, push: dict[str, Any]) -> None:
         self.push = push
-        self.verdict = None
+        self.verdict: Verdict | None = None
 
 
 class PushCache:
@@ -36,7 +40,12 @@ class PushCache:
     either way; this only saves the loading, and chooses which transaction is tried first.
     """
 
-    def __init__(self, max_entries=256, max_body_bytes=8 * 1024 * 1024, max_counted_keys=4096):
+    def __init__(
+        self,
+        max_entries: int = 256,
+        max_body_bytes: int = 8 * 1024 * 1024,
+        max_counted_keys: int = 4096,
+    ) -> None:
         self.max_body_bytes = max_body_bytes
         # key (below) -> Remembered. Of the bodies noted, at most 8 MiB per worker are held
         # with what they loaded to (without the occurrences' texts). A note holds a 64-bit
@@ -55,22 +64,22 @@ class PushCache:
         # makes the store try a read transaction first that finds the push does change
         # something.
         self.max_counted_keys = max_counted_keys
-        self._highest = OrderedDict()
+        self._highest: OrderedDict[int, int] = OrderedDict()
         self._lock = threading.Lock()  # a gthread worker's threads share it
 
     @staticmethod
-    def key(group, body):
+    def key(group: str, body: bytes) -> tuple[str, bytes]:
         """What a body is found by: the group and the body itself, compared byte for byte.
         Every push is looked up, so the lookup uses Python's own hash of bytes (computed once
         per body, a third of a SHA-256's cost); a body found is then compared whole."""
         return (group, body)
 
-    def get(self, key):
+    def get(self, key: tuple[str, bytes]) -> Remembered | None:
         """The Remembered of this body (what it loaded to, without its occurrences' "body"
         texts), or None."""
         return self._pushes.get(key)  # a note's key never equals a body's
 
-    def counts_seen_already(self, group, push):
+    def counts_seen_already(self, group: str, push: dict[str, Any]) -> bool:
         """Whether every key of this identified push has a count no higher than one this
         worker accepted from the same process lately."""
         target, highest = push["target_uuid"], self._highest
@@ -80,7 +89,7 @@ class PushCache:
             for aggregate in push["aggregates"]
         )
 
-    def note_counts(self, group, push):
+    def note_counts(self, group: str, push: dict[str, Any]) -> None:
         """Remember the counts of an accepted push from an identified process."""
         target = push["target_uuid"]
         if not target or len(push["aggregates"]) > self.max_counted_keys:
@@ -93,13 +102,13 @@ class PushCache:
             while len(highest) > self.max_counted_keys:
                 highest.popitem(last=False)
 
-    def add(self, key, push):
+    def add(self, key: tuple[str, bytes], push: dict[str, Any]) -> None:
         """Note a body (a key) accepted from an identified process; what it loaded to is kept
         with it from its second acceptance on (most bodies are pushed once)."""
         if push["target_uuid"]:
             self._pushes.offer(key, lambda: Remembered(_without_texts(push)))
 
-    def __len__(self):
+    def __len__(self) -> int:
         """Bodies held and noted."""
         return len(self._pushes)
 
@@ -108,7 +117,7 @@ class PushCache:
 _TEXT_ENTRIES = ("body", "body_bytes", "pending")
 
 
-def _without_texts(push):
+def _without_texts(push: dict[str, Any]) -> dict[str, Any]:
     """The push with each occurrence's exported JSON left out: most of a loaded push's size,
     and needed only to write it, when the body is loaded again anyway."""
     return {

@@ -5,10 +5,11 @@ aggregation key, so a flood of bad pushes grows a count, never the storage.
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import rejection_class
+from ..errors import PushRejected, rejection_class
 from ..groups import describe_group
 from ..log_format import push_line
 from ..reports import REPORT_GROUP, rejection_message, report_key
@@ -16,12 +17,24 @@ from ..wire.normalize import normalize_push
 from ..wire.scrub.scrubber import is_reported
 from ..wire.timestamps import now_ns
 
+if TYPE_CHECKING:
+    from flask import Request
+
+    from ..app import Gateway
+    from ..storage.store import Store
+
 log = logging.getLogger(__name__)
 
 _MAX_MESSAGE = 1000
 
 
-def report(store, class_name, message, count=1, http_context=None):
+def report(
+    store: "Store",
+    class_name: str,
+    message: str,
+    count: int = 1,
+    http_context: dict[str, Any] | None = None,
+) -> None:
     """Add `count` to the gateway's own error `class_name`, with this occurrence."""
     push = {
         "target_uuid": None,
@@ -55,7 +68,9 @@ def report(store, class_name, message, count=1, http_context=None):
         log.warning("could not record the gateway's own %s report: %s", class_name, error)
 
 
-def report_rejection(gateway, request, group, rejection):
+def report_rejection(
+    gateway: "Gateway", request: "Request", group: str, rejection: PushRejected
+) -> None:
     class_name = rejection_class(rejection)
     fields = {
         "outcome": "rejected",

@@ -4,17 +4,19 @@ one snapshot; sorting, filtering and paging happen in SQL (LIMIT/OFFSET), so a g
 MAX_KEYS_PER_GROUP keys costs its first page about what it costs to sort them, not to send
 them."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, exists, func, or_, select
 
 from ..reports import REJECTION_KEYS, REPORT_GROUP, rejected_group
 from .engines import json_text
 from .models import aggregates, groups, occurrences
 from .planning import key_digest
 from .statements import GROUP_BY_NAME
-from .store import empty_group_uuid
+from .store import Store, empty_group_uuid
 
 # Each sort: its column, and whether it runs from the highest down unless told otherwise.
 SORTS = {
@@ -36,7 +38,7 @@ class KeyFilter:
 
 @dataclass(frozen=True)
 class KeysPage:
-    group: object  # its row: id, target_uuid, revision, last_push_ns
+    group: Row  # its row: id, target_uuid, revision, last_push_ns
     keys: list  # rows: aggregate columns, latest_class, latest_message
     matching: int  # keys the filter matches, on every page
     page: int
@@ -45,8 +47,8 @@ class KeysPage:
 
 @dataclass(frozen=True)
 class KeyDetail:
-    group: object
-    aggregate: object
+    group: Row
+    aggregate: Row
     occurrences: list  # (timestamp_ns, occurrence as exported, a dict), newest first
 
 
@@ -68,7 +70,7 @@ class GroupSummary:
     rejections: Rejections | None  # since the time overview() was given
 
 
-def overview(store, rejections_since_ns):
+def overview(store: Store, rejections_since_ns: int) -> list[GroupSummary]:
     """Every group, the default one first, also one nothing was stored in yet (the default
     group, or a group whose every push was rejected)."""
     rows, _size = store.status()
@@ -92,17 +94,19 @@ def overview(store, rejections_since_ns):
     return [summaries[name] for name in sorted(summaries)]
 
 
-def find_group(store, group_name):
+def find_group(store: Store, group_name: str) -> Row | None:
     """The group's row (id, target_uuid, revision, last_push_ns), or None."""
     return store.read_snapshot(
         lambda connection: connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
     )
 
 
-def keys_page(store, group_name, key_filter, page, page_size):
+def keys_page(
+    store: Store, group_name: str, key_filter: KeyFilter, page: int, page_size: int
+) -> KeysPage | None:
     """One page of the group's exported keys, or None when there is no such group."""
 
-    def read(connection):
+    def read(connection: Connection) -> KeysPage | None:
         group = connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
         if group is None:
             return None
@@ -141,8 +145,11 @@ def keys_page(store, group_name, key_filter, page, page_size):
     return store.read_snapshot(read)
 
 
-def _matching(dialect_name, group_id, key_filter):
-    conditions = [aggregates.c.group_id == group_id, aggregates.c.hidden.is_(False)]
+def _matching(dialect_name: str, group_id: int, key_filter: KeyFilter) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        aggregates.c.group_id == group_id,
+        aggregates.c.hidden.is_(False),
+    ]
     if key_filter.severity:
         conditions.append(aggregates.c.severity == key_filter.severity)
     if key_filter.text:
@@ -163,7 +170,7 @@ def _matching(dialect_name, group_id, key_filter):
     return conditions
 
 
-def _latest_errors(connection, aggregate_ids):
+def _latest_errors(connection: Connection, aggregate_ids: list[int]) -> dict[int, dict[str, Any]]:
     """aggregate id -> {"class", "message"} of its newest stored occurrence."""
     if not aggregate_ids:
         return {}
@@ -194,11 +201,11 @@ def _latest_errors(connection, aggregate_ids):
     return {row.aggregate_id: {"class": row.class_, "message": row.message} for row in rows}
 
 
-def key_detail(store, group_name, digest):
+def key_detail(store: Store, group_name: str, digest: bytes) -> KeyDetail | None:
     """A key of the group (by its 16-byte digest), exported or not, with its stored
     occurrences; None when the group or the key is unknown."""
 
-    def read(connection):
+    def read(connection: Connection) -> KeyDetail | None:
         group = connection.execute(GROUP_BY_NAME, {"name": group_name}).first()
         if group is None:
             return None
@@ -220,12 +227,12 @@ def key_detail(store, group_name, digest):
     return store.read_snapshot(read)
 
 
-def recent_rejections(store, since_ns):
+def recent_rejections(store: Store, since_ns: int) -> dict[str, Rejections]:
     """group name -> Rejections: the rejected pushes the gateway reported in its default group
     since since_ns, among the occurrences it keeps (the newest OCCURRENCES_PER_KEY of each
     kind), read from the reports still exported."""
 
-    def read(connection):
+    def read(connection: Connection) -> Sequence[Row]:
         return connection.execute(
             select(
                 aggregates.c.key_digest,
@@ -246,7 +253,7 @@ def recent_rejections(store, since_ns):
             .order_by(occurrences.c.timestamp_ns)
         ).all()
 
-    found = {}
+    found: dict[str, Rejections] = {}
     for row in store.read_snapshot(read):
         group = rejected_group(row.message)
         if group is None:

@@ -15,8 +15,15 @@ and type conversion (plain integers, strings and bytes; SQLite returns a boolean
 """
 
 import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ClauseElement, Connection, Dialect
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from .sqlite.engine import DriverConnection
 
 # IN lists up to this long have their SQL kept, one per length: a push names at most
 # MAX_AGGREGATES keys, and each length kept costs its SQL and how to bind it. The worst case,
@@ -24,30 +31,43 @@ from sqlalchemy.exc import DBAPIError
 # Longer lists are compiled for each call, as execute() would.
 MAX_KEPT_LIST_LENGTH = 64
 
+# What a statement's SQL is run with: the driver's parameters, from the statement's own.
+_Bind = Callable[[Mapping[str, Any]], Any]
+
 
 class DriverStatement:
-    def __init__(self, statement):
+    def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
         # (dialect name, parameter names, IN lists' lengths) -> (SQL, its parameters' binder)
-        self._compiled = {}
+        self._compiled: dict[tuple[Any, ...], tuple[str, _Bind]] = {}
 
-    def execute(self, connection, parameters):
+    def execute(
+        self, connection: "Connection | DriverConnection", parameters: Mapping[str, Any]
+    ) -> DBAPICursor:
         """Run with one set of parameters; returns the driver's cursor, to fetch from."""
         sql, bind = self._for(connection, parameters)
         return _run(connection, sql, bind(parameters), many=False)
 
-    def rows(self, connection, parameters):
+    def rows(
+        self, connection: "Connection | DriverConnection", parameters: Mapping[str, Any]
+    ) -> Sequence[Any]:
         return self.execute(connection, parameters).fetchall()
 
-    def first(self, connection, parameters):
+    def first(
+        self, connection: "Connection | DriverConnection", parameters: Mapping[str, Any]
+    ) -> Any:
         return self.execute(connection, parameters).fetchone()
 
-    def execute_many(self, connection, rows):
+    def execute_many(
+        self, connection: "Connection | DriverConnection", rows: Sequence[Mapping[str, Any]]
+    ) -> DBAPICursor:
         """Run once per dict of parameters in rows (which must share their keys)."""
         sql, bind = self._for(connection, rows[0])
         return _run(connection, sql, [bind(row) for row in rows], many=True)
 
-    def _for(self, connection, parameters):
+    def _for(
+        self, connection: "Connection | DriverConnection", parameters: Mapping[str, Any]
+    ) -> tuple[str, _Bind]:
         dialect = connection.dialect
         expanded = tuple(
             (name, len(value)) for name, value in parameters.items() if type(value) is list
@@ -60,14 +80,16 @@ class DriverStatement:
                 self._compiled[key] = found
         return found
 
-    def _compile(self, dialect, parameters, expanded):
+    def _compile(
+        self, dialect: Dialect, parameters: Mapping[str, Any], expanded: tuple[tuple[str, int], ...]
+    ) -> tuple[str, _Bind]:
         """(SQL, bind): bind(parameters) gives the driver's parameters for that SQL."""
         compiled = self.statement.compile(dialect=dialect, column_keys=list(parameters))
-        state = compiled.construct_expanded_state(parameters)
+        state = compiled.construct_expanded_state(parameters)  # type: ignore[attr-defined]
         # How to get each parameter of the expanded SQL: a plain one by its name; an IN
         # list's values (SQLAlchemy names them name_1, name_2, ...) by their place in the
         # list; a literal the statement holds (revision + 1) is its own value.
-        getters = {name: operator.itemgetter(name) for name in parameters}
+        getters: dict[str, _Bind] = {name: operator.itemgetter(name) for name in parameters}
         for name, length in expanded:
             for index in range(length):
                 getters[f"{name}_{index + 1}"] = _item_of(name, index)
@@ -80,21 +102,27 @@ class DriverStatement:
         }
 
 
-def _item_of(name, index):
+def _item_of(name: str, index: int) -> _Bind:
     return lambda values: values[name][index]
 
 
-def _constant(value):
+def _constant(value: Any) -> _Bind:
     return lambda _values: value
 
 
-def run_sql(connection, sql, parameters=()):
+def run_sql(
+    connection: "Connection | DriverConnection",
+    sql: str,
+    parameters: Sequence[Any] | Mapping[str, Any] = (),
+) -> DBAPICursor:
     """Run SQL text on the driver's cursor (a BEGIN: see engines.py), as a DriverStatement runs
     its statement; returns the cursor."""
     return _run(connection, sql, parameters, many=False)
 
 
-def _run(connection, sql, parameters, many):
+def _run(
+    connection: "Connection | DriverConnection", sql: str, parameters: Any, many: bool
+) -> DBAPICursor:
     cursor = connection.connection.cursor()
     try:
         if many:

@@ -8,9 +8,21 @@ instead. The rest of what is dialect-specific is here."""
 import contextlib
 import os
 import weakref
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import JSON, Engine, cast, create_engine, text, type_coerce
+from sqlalchemy import (
+    JSON,
+    URL,
+    ColumnElement,
+    Connection,
+    Engine,
+    cast,
+    create_engine,
+    text,
+    type_coerce,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -18,11 +30,11 @@ from .sqlite.backend import SqliteBackend, open_sqlite
 from .sqlite.wal_sync import NO_SYNC
 
 
-def is_sqlite(engine):
+def is_sqlite(engine: Engine | Connection) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def database_url(text):
+def database_url(text: str) -> URL:
     """The DATABASE_URL setting as a SQLAlchemy URL; ValueError for one the gateway refuses."""
     try:
         url = make_url(text)
@@ -52,7 +64,7 @@ class ServerBackend:
     database_stamp = None
     one_writer = False
 
-    def close(self):
+    def close(self) -> None:
         pass
 
 
@@ -66,9 +78,10 @@ class Database:
     backend: SqliteBackend | ServerBackend
 
 
-def open_database(config):
+def open_database(config: Mapping[str, Any]) -> Database:
     """The Database that DATABASE_URL names."""
     url = database_url(config["DATABASE_URL"])
+    backend: SqliteBackend | ServerBackend
     if url.get_backend_name() == "sqlite":
         engine, write_engine, backend = open_sqlite(url, config)
     else:
@@ -80,13 +93,13 @@ def open_database(config):
     return Database(engine, write_engine, backend)
 
 
-def _forget_pool(engine_ref):
+def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
     engine = engine_ref()
     if engine is not None:
         engine.dispose(close=False)
 
 
-def snapshot_options(connection):
+def snapshot_options(connection: Connection) -> dict[str, Any]:
     """Execution options under which a transaction reads one snapshot throughout. SQLite's
     transactions always do; PostgreSQL's default (READ COMMITTED) takes one per statement."""
     if connection.dialect.name == "postgresql":
@@ -99,7 +112,7 @@ _POSTGRESQL_MIGRATION_LOCK = 0x7065726973
 
 
 @contextlib.contextmanager
-def foreign_keys_off(connection):
+def foreign_keys_off(connection: Connection) -> Iterator[None]:
     """SQLite: foreign keys unenforced while migrations run on this connection. A batch
     migration copies a table and drops the old one, and with them on, that drop deletes every
     row referring to the table (ON DELETE CASCADE): all occurrences and counters. The pragma
@@ -107,7 +120,7 @@ def foreign_keys_off(connection):
     if connection.dialect.name != "sqlite":
         yield
         return
-    driver_connection = connection.connection.driver_connection
+    driver_connection: Any = connection.connection.driver_connection
     driver_connection.execute("PRAGMA foreign_keys=OFF")
     try:
         yield
@@ -115,7 +128,7 @@ def foreign_keys_off(connection):
         driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
-def lock_for_migration(connection):
+def lock_for_migration(connection: Connection) -> None:
     """Hold off other processes migrating the same database until this transaction ends.
 
     SQLite: the transaction began with BEGIN IMMEDIATE, which already holds the write lock.
@@ -126,18 +139,20 @@ def lock_for_migration(connection):
         )
 
 
-def database_size(connection):
+def database_size(connection: Connection) -> int | None:
     """Bytes the database takes, as the database itself counts them (None when unknown)."""
     if connection.dialect.name == "sqlite":
         page_count = connection.exec_driver_sql("PRAGMA page_count").scalar()
         page_size = connection.exec_driver_sql("PRAGMA page_size").scalar()
-        return page_count * page_size
+        return page_count * page_size  # type: ignore[operator]
     if connection.dialect.name == "postgresql":
         return connection.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
     return None
 
 
-def json_text(dialect_name, column, path):
+def json_text(
+    dialect_name: str, column: ColumnElement[Any], path: tuple[str, ...]
+) -> ColumnElement[str]:
     """The text at `path` (a tuple of keys) inside a column holding JSON text, or NULL.
     SQLite's JSON functions read the text as it is; PostgreSQL needs it cast to JSON."""
     document = cast(column, JSON) if dialect_name == "postgresql" else type_coerce(column, JSON)

@@ -15,7 +15,10 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
+from io import BufferedReader
 from pathlib import Path
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +29,12 @@ _TEMPORARY_PREFIX = "periskop-pushgateway-exports-"
 
 
 class ExportFileCache:
-    def __init__(self, directory, max_bytes):
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int) -> None:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         """In the directory EXPORT_CACHE_DIR names, emptied (its files may be of another
         database's groups), or in a new temporary one removed when this process exits."""
         configured = config["EXPORT_CACHE_DIR"]
@@ -46,11 +49,13 @@ class ExportFileCache:
             directory = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{creator}-"))
             # Forked workers run the exit handlers too: only the process that made it removes it.
             atexit.register(
-                lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)
+                lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)  # type: ignore[func-returns-value]
             )
         return cls(directory, config["EXPORT_CACHE_BYTES"])
 
-    def open(self, group_name, version, encoding=None):
+    def open(
+        self, group_name: str, version: tuple[int, ...], encoding: str | None = None
+    ) -> BufferedReader | None:
         """The export of this version of the group in this encoding as an open binary file,
         or None when none is kept."""
         try:
@@ -63,7 +68,9 @@ class ExportFileCache:
             pass  # only the order of removal suffers
         return file
 
-    def put(self, group_name, version, body, encoding=None):
+    def put(
+        self, group_name: str, version: tuple[int, ...], body: bytes, encoding: str | None = None
+    ) -> None:
         """Keep body as the export of this version of the group in this encoding."""
         if len(body) > self.max_bytes:
             return  # larger than all of it: rendered for every scrape
@@ -82,15 +89,15 @@ class ExportFileCache:
         except OSError as error:
             log.warning("export of group %r not kept in %s: %s", group_name, self.directory, error)
 
-    def size(self):
+    def size(self) -> int:
         """Bytes of the exports kept."""
         return sum(size for _path, _parts, size, _used in self._files())
 
-    def _path(self, group_name, version, encoding):
+    def _path(self, group_name: str, version: tuple[int, ...], encoding: str | None) -> Path:
         group = hashlib.blake2b(group_name.encode(), digest_size=12).hexdigest()
         return self.directory / f"{group}.{'.'.join(map(str, version))}.{_SUFFIXES[encoding]}"
 
-    def _files(self):
+    def _files(self) -> list[tuple[Path, tuple[str, tuple[str, str, str], str], int, int]]:
         """(path, its name's parts, size, last used) of every export kept, leaving out files
         being written and any other file."""
         files = []
@@ -105,10 +112,10 @@ class ExportFileCache:
             files.append((Path(entry.path), parts, stat.st_size, stat.st_mtime_ns))
         return files
 
-    def _remove_all_but(self, kept):
+    def _remove_all_but(self, kept: Path) -> None:
         """Remove the other versions of kept's group in its encoding, then the least recently
         scraped exports while all of them weigh more than max_bytes."""
-        group, _version, suffix = _parts(kept.name)
+        group, _version, suffix = _parts(kept.name)  # type: ignore[misc]  # named by _path
         total, others = 0, []
         for path, (other_group, _version, other_suffix), size, used in self._files():
             if path == kept:
@@ -125,7 +132,7 @@ class ExportFileCache:
             total -= size
 
 
-def _parts(name):
+def _parts(name: str) -> tuple[str, tuple[str, str, str], str] | None:
     """(group digest, version, suffix) of an export file's name, or None for another name."""
     if name.startswith(_WRITING) or name.count(".") < 4:
         return None
@@ -133,7 +140,7 @@ def _parts(name):
     return group, (id_, created, revision), suffix
 
 
-def _remove_abandoned(temporary):
+def _remove_abandoned(temporary: Path) -> None:
     """Remove the temporary directories of gateways that died without removing theirs (kill -9,
     out of memory): each holds up to EXPORT_CACHE_BYTES, and a year of such restarts would
     fill the disk. Another live gateway's directory is left alone."""
@@ -143,7 +150,7 @@ def _remove_abandoned(temporary):
             shutil.rmtree(candidate, ignore_errors=True)
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

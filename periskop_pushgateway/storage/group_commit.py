@@ -12,6 +12,11 @@ whole, commits, and wakes their threads. Whatever arrived meanwhile is led by th
 """
 
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from sqlalchemy import Connection
 
 # Writes in one transaction at most: a transaction holds SQLite's write lock, which other
 # workers wait for, and the last write in a long batch waits for all before it.
@@ -21,27 +26,33 @@ MAX_BATCH = 32
 class _Write:
     __slots__ = ("apply", "done", "leads", "result", "error")
 
-    def __init__(self, apply, done=None):
+    def __init__(
+        self, apply: Callable[[Connection], Any], done: threading.Event | None = None
+    ) -> None:
         self.apply = apply
         # Set when its batch is over; only a write that waits for a leader has one.
         self.done = done
         self.leads = False  # woken to lead the next batch, not with its result
-        self.result = None
-        self.error = None
+        self.result: Any = None
+        self.error: BaseException | None = None
 
 
 class GroupCommit:
-    def __init__(self, transaction, on_commit=None):
+    def __init__(
+        self,
+        transaction: Callable[[], AbstractContextManager[Connection]],
+        on_commit: Callable[[int], None] | None = None,
+    ) -> None:
         """transaction(): a context manager giving a connection in a write transaction,
         committed when it exits without an exception, rolled back otherwise.
         on_commit(writes): told how many writes each committed transaction held."""
         self._transaction = transaction
         self._on_commit = on_commit
         self._lock = threading.Lock()
-        self._waiting = []
+        self._waiting: list[_Write] = []
         self._leader_busy = False
 
-    def run(self, apply):
+    def run(self, apply: Callable[[Connection], Any]) -> Any:
         """apply(connection), in a transaction shared with the writes waiting beside it;
         returns its result, or raises its exception, once that transaction is over."""
         with self._lock:
@@ -63,14 +74,16 @@ class GroupCommit:
             raise write.error
         return write.result
 
-    def _wait_or_lead(self, write):
+    def _wait_or_lead(self, write: _Write) -> None:
+        assert write.done is not None  # a write that waits has its Event
         write.done.wait()
         if write.leads:  # woken to lead the next batch, its own write among it
             write.done.clear()
             write.leads = False
             self._lead(write)
 
-    def _lead(self, own):
+    def _lead(self, own: _Write) -> None:
+        assert own.done is not None  # a write that waits has its Event
         try:
             while not own.done.is_set():
                 with self._lock:
@@ -79,22 +92,23 @@ class GroupCommit:
                     self._commit(batch)
                 finally:
                     for write in batch:
-                        write.done.set()
+                        write.done.set()  # type: ignore[union-attr]  # each of them waited
         finally:
             # Also when this thread is being torn down: the writes waiting must not wait on.
             self._pass_leadership()
 
-    def _pass_leadership(self):
+    def _pass_leadership(self) -> None:
         with self._lock:
             if self._waiting:
                 # Leadership passes to the first write still waiting.
                 successor = self._waiting[0]
                 successor.leads = True
+                assert successor.done is not None  # it waits
                 successor.done.set()
             else:
                 self._leader_busy = False
 
-    def _commit(self, batch):
+    def _commit(self, batch: list[_Write]) -> None:
         try:
             with self._transaction() as connection:
                 if len(batch) == 1:

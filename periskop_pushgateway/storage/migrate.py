@@ -9,13 +9,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine
 
-from .engines import foreign_keys_off, lock_for_migration
+from .engines import Database, foreign_keys_off, lock_for_migration
 
 log = logging.getLogger(__name__)
 
 
-def migrations_directory():
+def migrations_directory() -> str:
     """migrations/ is installed as the package periskop_pushgateway.migrations (setup.cfg);
     a source tree that was never installed uses it where it stands."""
     try:
@@ -24,14 +25,14 @@ def migrations_directory():
         return str(Path(__file__).resolve().parents[2] / "migrations")
 
 
-def alembic_config(connection=None):
+def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", migrations_directory())
     config.attributes["connection"] = connection
     return config
 
 
-def upgrade_database(database):
+def upgrade_database(database: Database) -> str | None:
     """Upgrade to the newest schema; safe when several workers start at once.
 
     The whole upgrade runs in one transaction that first takes the database's write lock
@@ -53,7 +54,7 @@ def upgrade_database(database):
 
 # Read once: the migrations this process was started with are the schema its code needs.
 @functools.cache
-def head_revision():
+def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -61,7 +62,7 @@ class DatabaseNotCurrent(RuntimeError):
     pass
 
 
-def check_database_current(engine):
+def check_database_current(engine: Engine) -> None:
     """Refuse to start on a schema this version does not know, with what to do about it."""
     problem = schema_problem(engine)
     if problem:
@@ -71,7 +72,7 @@ def check_database_current(engine):
         )
 
 
-def schema_problem(engine):
+def schema_problem(engine: Engine) -> str | None:
     """None when the database holds the schema this version needs, else what differs.
     Raises SQLAlchemy's errors when the database does not answer."""
     with engine.connect() as connection, connection.begin():

@@ -2,8 +2,9 @@
 reads the pushed keys' rows, plan_push works out what to write, and the store writes it."""
 
 import hashlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ..wire.normalize import render
 
@@ -69,7 +70,7 @@ class AggregateState:
     occurrence_bytes_change: int = 0
 
 
-def process_id(target_uuid):
+def process_id(target_uuid: str | None) -> int | None:
     """The 64-bit digest a process's counters are stored under (None for an anonymous push).
 
     Two processes pushing the same key share a counter only if their target_uuids share a
@@ -82,15 +83,21 @@ def process_id(target_uuid):
     return int.from_bytes(digest, "big", signed=True)
 
 
-def key_digest(aggregation_key):
+def key_digest(aggregation_key: str) -> bytes:
     """The 16-byte digest an aggregation key is indexed by. Two keys of one group would clash
     only with probability about n²/2^129 for n keys: never, in practice."""
     return hashlib.blake2b(aggregation_key.encode(), digest_size=16).digest()
 
 
 def plan_push(
-    push, stored_rows, stored_uuids, now, occurrences_per_key, stored_in_full, keys_to_drop=None
-):
+    push: dict[str, Any],
+    stored_rows: Iterable[Sequence[Any]],
+    stored_uuids: Iterable[Sequence[Any]],
+    now: int,
+    occurrences_per_key: int,
+    stored_in_full: Callable[[list[Any]], Iterable[Sequence[Any]]],
+    keys_to_drop: Callable[[dict[str, AggregateState]], set[str]] | None = None,
+) -> tuple[dict[str, AggregateState], PushSummary]:
     """The push (normalize.normalize_push) applied in memory to the stored state of its keys
     (rows of statements.STATE_OF_KEYS, and of STORED_UUIDS for them). stored_in_full(ids) reads
     the rows of STORED_OCCURRENCES of those aggregates, which only keys whose occurrences change
@@ -108,11 +115,15 @@ def plan_push(
     return states, PushSummary(len(states), new_occurrences, increase, len(dropped), stale)
 
 
-def states_of_keys(stored_rows, stored_uuids, pushed):
+def states_of_keys(
+    stored_rows: Iterable[Sequence[Any]],
+    stored_uuids: Iterable[Sequence[Any]],
+    pushed: list[dict[str, Any]],
+) -> dict[str, AggregateState]:
     """Every pushed key's state: as stored (rows of STATE_OF_KEYS, and of STORED_UUIDS), or
     new."""
-    states = {}
-    by_id = {}
+    states: dict[str, AggregateState] = {}
+    by_id: dict[int, AggregateState] = {}
     for row in stored_rows:
         # Unpacked by position: it takes less than half the time of reading columns by name.
         (aggregate_id, key, total, severity, created, last_seen, hidden, highest, pushed_ns,
@@ -140,7 +151,9 @@ def states_of_keys(stored_rows, stored_uuids, pushed):
     return states
 
 
-def keys_over_cap(states, count_visible, max_keys):
+def keys_over_cap(
+    states: dict[str, AggregateState], count_visible: Callable[[], int], max_keys: int
+) -> set[str]:
     """The new keys of this push that would take the group past its maximum of exported keys
     (the last ones pushed). count_visible() reads how many the group exports, when needed."""
     new_keys = [key for key, state in states.items() if state.id is None]
@@ -150,7 +163,9 @@ def keys_over_cap(states, count_visible, max_keys):
     return set(new_keys[room:])
 
 
-def count(pushed, states, identified, now):
+def count(
+    pushed: list[dict[str, Any]], states: dict[str, AggregateState], identified: bool, now: int
+) -> tuple[int, int]:
     """Add each pushed key's increase to its aggregate; return (sum of increases, stale keys).
 
     A process identified by target_uuid pushes its cumulative count, and draws a new uuid
@@ -162,7 +177,7 @@ def count(pushed, states, identified, now):
 
     The severity of a stale key (below the highest) is not taken: it is an older state's.
     """
-    entries_by_key = {}
+    entries_by_key: dict[str, list[dict[str, Any]]] = {}
     for aggregate in pushed:
         entries_by_key.setdefault(aggregate["aggregation_key"], []).append(aggregate)
     increase = stale_keys = 0
@@ -201,7 +216,12 @@ def count(pushed, states, identified, now):
     return increase, stale_keys
 
 
-def merge_occurrences(states, per_key, now, stored_in_full):
+def merge_occurrences(
+    states: dict[str, AggregateState],
+    per_key: int,
+    now: int,
+    stored_in_full: Callable[[list[Any]], Iterable[Sequence[Any]]],
+) -> int:
     """Plan each aggregate's newest `per_key` occurrences, de-duplicated by uuid.
 
     Sets each state's occurrences to insert and stored ids to delete; returns how many pushed
@@ -219,7 +239,9 @@ def merge_occurrences(states, per_key, now, stored_in_full):
         known = {row[_UUID] for row in stored}
         rows = [StoredOccurrence(*row[1:]) for row in stored]
         # Newest first; among equal timestamps, what was stored stays ahead of what is pushed.
-        candidates = [((row.timestamp_ns, 1, row.id), row, None) for row in rows]
+        candidates: list[tuple[tuple[int, int, int], StoredOccurrence | None, Any]] = [
+            ((row.timestamp_ns, 1, row.id), row, None) for row in rows
+        ]
         candidates += [
             ((occurrence["timestamp_ns"], 0, -arrival), None, occurrence)
             for arrival, (occurrence_uuid, occurrence) in enumerate(
@@ -242,7 +264,7 @@ def merge_occurrences(states, per_key, now, stored_in_full):
     return new_occurrences
 
 
-def _settled(state, per_key):
+def _settled(state: AggregateState, per_key: int) -> bool:
     """The steady case, a state pushed again: every pushed occurrence is stored, and none
     stored is past the bound, so what is stored is what is kept."""
     stored = state.stored_occurrences
@@ -251,12 +273,15 @@ def _settled(state, per_key):
     )
 
 
-def _read_in_full(states, stored_in_full):
+def _read_in_full(
+    states: list[AggregateState],
+    stored_in_full: Callable[[list[Any]], Iterable[Sequence[Any]]],
+) -> None:
     """Replace the stored uuids of these states by their full rows of STORED_OCCURRENCES."""
     ids = [state.id for state in states if state.stored_occurrences]
     if not ids:
         return
-    rows_by_id = {aggregate_id: [] for aggregate_id in ids}
+    rows_by_id: dict[int | None, list[Sequence[Any]]] = {aggregate_id: [] for aggregate_id in ids}
     for row in stored_in_full(ids):
         rows_by_id[row[0]].append(row)
     for state in states:
@@ -264,7 +289,7 @@ def _read_in_full(states, stored_in_full):
             state.stored_occurrences = rows_by_id[state.id]
 
 
-def render_insertions(states):
+def render_insertions(states: dict[str, AggregateState]) -> None:
     """Render the occurrences a plan inserts (normalize.render), which only a write needs,
     and add their bytes to their keys' occurrence_bytes_change."""
     for state in states.values():
@@ -272,12 +297,13 @@ def render_insertions(states):
             state.occurrence_bytes_change += render(occurrence)["body_bytes"]
 
 
-def counters_current_until(states):
+def counters_current_until(states: dict[str, AggregateState]) -> int:
     """Until when (ns since the epoch) the pushing process's stored counters of these keys stay
     current enough not to be rewritten (counter_rows), for a push that raises none of them."""
     return min(
         (
-            state.counter_pushed_ns + COUNTER_TOUCH_NS
+            # A stored counter (highest) has its pushed_ns.
+            state.counter_pushed_ns + COUNTER_TOUCH_NS  # type: ignore[operator]
             for state in states.values()
             if state.pushed_highest is not None and state.highest is not None
         ),
@@ -285,7 +311,9 @@ def counters_current_until(states):
     )
 
 
-def counter_rows(process, group_id, states, now):
+def counter_rows(
+    process: int, group_id: int, states: dict[str, AggregateState], now: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The pushing process's counter rows to create and to update: (created, updated)."""
     created, updated = [], []
     for state in states.values():
@@ -302,7 +330,7 @@ def counter_rows(process, group_id, states, now):
                 }
             )
         elif (
-            state.pushed_highest > state.highest or now - state.counter_pushed_ns > COUNTER_TOUCH_NS
+            state.pushed_highest > state.highest or now - state.counter_pushed_ns > COUNTER_TOUCH_NS  # type: ignore[operator]
         ):
             updated.append(
                 {

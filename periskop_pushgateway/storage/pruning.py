@@ -10,11 +10,16 @@ before anything else, as a push locks its group's row first: the two never wait 
 in a circle (PostgreSQL)."""
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, exists, func, select, tuple_, update
+from sqlalchemy import Connection, Executable, bindparam, exists, func, select, tuple_, update
 
 from .models import aggregates, groups, occurrences, process_counters
 from .statements import BUMP_REVISION, SHRINK_GROUP_BYTES
+
+if TYPE_CHECKING:
+    from .store import Store
 
 BATCH_ROWS = 1000
 # Between two batches pruning lets go of the write lock for this long: a push waiting for it
@@ -32,7 +37,7 @@ _LOCK_GROUPS = (
 )
 
 
-def prune(store, now):
+def prune(store: "Store", now: int) -> dict[str, int]:
     """Run every step until nothing is left to do; returns how many rows each touched. What
     there is to do is read first, without the write lock: mostly there is nothing."""
     settings = store.settings
@@ -60,11 +65,17 @@ def prune(store, now):
     )
     for group_id, excess in counters_over:
         pruned["evicted_counters"] += _drain(
-            store, excess, BATCH_ROWS, lambda c, n, g=group_id: _evict_counters(c, g, n)
+            store,
+            excess,
+            BATCH_ROWS,
+            lambda c, n, g=group_id: _evict_counters(c, g, n),  # type: ignore[misc]
         )
     for group_id, excess in hidden_over:
         pruned["evicted_aggregates"] += _drain(
-            store, excess, AGGREGATE_BATCH, lambda c, n, g=group_id: _evict_hidden(c, g, n)
+            store,
+            excess,
+            AGGREGATE_BATCH,
+            lambda c, n, g=group_id: _evict_hidden(c, g, n),  # type: ignore[misc]
         )
     if settings.retention_ns:
         abandoned = store.read_snapshot(
@@ -74,10 +85,13 @@ def prune(store, now):
         )
         for group_id in abandoned:
             pruned["evicted_aggregates"] += _drain(
-                store, _ALL, AGGREGATE_BATCH, lambda c, n, g=group_id: _evict_hidden(c, g, n)
+                store,
+                _ALL,
+                AGGREGATE_BATCH,
+                lambda c, n, g=group_id: _evict_hidden(c, g, n),  # type: ignore[misc]
             )
             pruned["deleted_groups"] += store.run_write(
-                lambda connection, g=group_id: _delete_group_if_abandoned(connection, g, cutoff)
+                lambda connection, g=group_id: _delete_group_if_abandoned(connection, g, cutoff)  # type: ignore[misc]
             )
     return pruned
 
@@ -94,7 +108,7 @@ _ABANDONED_GROUPS = select(groups.c.id).where(
 _ALL = 2**62
 
 
-def _delete_group_if_abandoned(connection, group_id, cutoff):
+def _delete_group_if_abandoned(connection: Connection, group_id: int, cutoff: int) -> int:
     connection.execute(_LOCK_GROUPS, {"group_ids": [group_id]}).all()
     return connection.execute(
         groups.delete().where(
@@ -112,7 +126,7 @@ _ANY_EXPIRED = (
 )
 
 
-def _expire_batch(connection, cutoff):
+def _expire_batch(connection: Connection, cutoff: int) -> int:
     expired = connection.execute(
         select(aggregates.c.id, aggregates.c.group_id)
         .where(aggregates.c.hidden.is_(False), aggregates.c.last_seen_ns < cutoff)
@@ -148,27 +162,29 @@ _HIDDEN_PER_GROUP = (
 )
 
 
-def _groups_over(connection, counted_per_group, keep):
+def _groups_over(
+    connection: Connection, counted_per_group: Executable, keep: int
+) -> list[tuple[int, int]]:
     """(group id, rows beyond `keep`) of every group holding more."""
     rows = connection.execute(counted_per_group, {"keep": keep}).all()
     return [(group_id, total - keep) for group_id, total in rows]
 
 
-def _drain(store, excess, batch, evict):
+def _drain(store: "Store", excess: int, batch: int, evict: Callable[[Connection, int], int]) -> int:
     """evict(connection, at most n) in batches until `excess` rows are gone or none is left."""
     done = 0
     while done < excess:
         if done:
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
         limit = min(batch, excess - done)
-        evicted = store.run_write(lambda connection, limit=limit: evict(connection, limit))
+        evicted = store.run_write(lambda connection, limit=limit: evict(connection, limit))  # type: ignore[misc]
         if not evicted:
             break
         done += evicted
     return done
 
 
-def _evict_counters(connection, group_id, limit):
+def _evict_counters(connection: Connection, group_id: int, limit: int) -> int:
     """Delete the group's `limit` least recently pushed counters.
 
     A process whose counter is gone is counted whole again if it pushes the key once more:
@@ -190,7 +206,7 @@ def _evict_counters(connection, group_id, limit):
     ).rowcount
 
 
-def _evict_hidden(connection, group_id, limit):
+def _evict_hidden(connection: Connection, group_id: int, limit: int) -> int:
     """Delete the group's `limit` hidden aggregates hidden longest, with what belongs to them.
 
     A deleted key that comes back starts counting from zero: the one case where an exported

@@ -2,7 +2,19 @@
 third of its time. Plain SQLAlchemy Core; what differs between databases is in engines.py. Those
 every push runs are DriverStatements (driver_sql.py), run on the driver's cursor."""
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    FromClause,
+    Join,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from .driver_sql import DriverStatement
 from .models import aggregates, groups, occurrences, process_counters
@@ -67,10 +79,10 @@ STATE_COLUMNS = (
     process_counters.c.highest_total,
     process_counters.c.pushed_ns,
 )
-PUSHED_KEYS = bindparam("keys", expanding=True)
+PUSHED_KEYS: BindParameter[Any] = bindparam("keys", expanding=True)
 
 
-def with_counter(joined):
+def with_counter(joined: FromClause) -> Join:
     return joined.outerjoin(
         process_counters,
         and_(

@@ -6,10 +6,12 @@ import contextlib
 import gzip
 import logging
 import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from io import BufferedReader
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from sqlalchemy import Float, cast, func, select, update
+from sqlalchemy import Connection, Float, Row, cast, func, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from .. import metrics
@@ -17,10 +19,13 @@ from ..errors import TooManyGroups
 from ..server.large_work import one_at_a_time
 from ..wire.render import render_export
 from ..wire.timestamps import now_ns
-from .engines import database_size, snapshot_options
+from .engines import Database, database_size, snapshot_options
+from .export_cache import ExportFileCache
 from .group_commit import GroupCommit
 from .models import aggregates, groups, occurrences, process_counters
 from .planning import (
+    AggregateState,
+    PushSummary,
     counter_rows,
     counters_current_until,
     key_digest,
@@ -55,6 +60,9 @@ from .statements import (
     VISIBLE_KEYS,
 )
 
+if TYPE_CHECKING:
+    from .sqlite.engine import DriverConnection
+
 log = logging.getLogger(__name__)
 
 # A transaction aborted by a deadlock or serialization failure is run again, this often.
@@ -80,7 +88,7 @@ class Verdict(NamedTuple):
     as long as the database shows the same stamp (the backend's DatabaseStamp: nothing committed
     since) and the clock is no later than until_ns."""
 
-    summary: object
+    summary: PushSummary
     stamp: int
     until_ns: int
 
@@ -102,7 +110,7 @@ class StoreSettings:
     max_occurrence_bytes_per_group: int
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(
             occurrences_per_key=config["OCCURRENCES_PER_KEY"],
             max_keys_per_group=config["MAX_KEYS_PER_GROUP"],
@@ -114,7 +122,13 @@ class StoreSettings:
 
 
 class Store:
-    def __init__(self, database, settings, exports, clock=now_ns):
+    def __init__(
+        self,
+        database: Database,
+        settings: StoreSettings,
+        exports: ExportFileCache,
+        clock: Callable[[], int] = now_ns,
+    ) -> None:
         self.engine = database.engine
         self._write_engine = database.write_engine
         # What a write needs besides the engine: SqliteBackend or ServerBackend (engines.py).
@@ -126,14 +140,14 @@ class Store:
         self.exports = exports
         # SQLite takes one writer at a time: the writes of this worker's threads waiting at
         # the same moment share a transaction and its fsync. PostgreSQL writes concurrently.
-        self._group_commit = None
+        self._group_commit: GroupCommit | None = None
         if self.backend.one_writer:
             self._group_commit = GroupCommit(
                 self._write_transaction, metrics.WRITES_PER_COMMIT.observe
             )
 
     @contextlib.contextmanager
-    def _write_transaction(self):
+    def _write_transaction(self) -> Iterator[Connection]:
         """A connection in a write transaction, committed when this exits without an
         exception (on disk once flushed: see run_write)."""
         backend = self.backend
@@ -147,7 +161,7 @@ class Store:
                     yield connection
             backend.wal_sync.committed()
 
-    def run_write(self, apply, flush=True):
+    def run_write(self, apply: Callable[[Connection], Any], flush: bool = True) -> Any:
         """apply(connection) in a write transaction, run again when the database aborted it to
         break a deadlock or a serialization conflict with another instance (PostgreSQL):
         nothing of it was applied, so running it again is safe. On SQLite, writes waiting
@@ -161,15 +175,15 @@ class Store:
             self.flush()
         return result
 
-    def flush(self):
+    def flush(self) -> None:
         """Make every commit of this process durable; OperationalError when the disk fails."""
         self.backend.wal_sync.flush_commits()
 
-    def unflushed(self):
+    def unflushed(self) -> bool:
         """Whether a commit of this process may not be on disk yet (flush() makes it so)."""
         return self.backend.wal_sync.unflushed()
 
-    def _run_write(self, apply):
+    def _run_write(self, apply: Callable[[Connection], Any]) -> Any:
         if self._group_commit is not None:
             return self._group_commit.run(apply)
         for attempt in range(1, _WRITE_ATTEMPTS + 1):
@@ -182,19 +196,26 @@ class Store:
                 log.warning("transaction aborted (%s); trying again", error.orig)
         raise AssertionError("unreachable")
 
-    def close(self):
+    def close(self) -> None:
         """Close every connection to the database this process holds: the pool's, the calling
         thread's for writes, the one that reads the database's stamp (each is opened again
         when next needed)."""
         self.backend.close()
         self.engine.dispose()
 
-    def healthy(self):
+    def healthy(self) -> bool:
         with self.engine.connect() as connection:
             connection.execute(select(groups.c.id).limit(1)).all()
         return True
 
-    def ingest(self, group_name, push, capped=True, likely_unchanged=False, flush=True):
+    def ingest(
+        self,
+        group_name: str,
+        push: dict[str, Any],
+        capped: bool = True,
+        likely_unchanged: bool = False,
+        flush: bool = True,
+    ) -> PushSummary:
         """Apply one normalized push (normalize.normalize_push) to a group, atomically.
         flush=False: see run_write.
 
@@ -211,11 +232,11 @@ class Store:
         process = process_id(push["target_uuid"])
         keys = _key_digests(push)
 
-        def apply(connection):
+        def apply(connection: Connection) -> PushSummary:
             group_id, last_push_ns, occurrence_bytes = _lock_group(
                 connection, group_name, now, self.settings.max_groups, pushed=capped
             )
-            stored_rows = ()
+            stored_rows: Sequence[Any] = ()
             if keys:
                 stored_rows = STATE_OF_KEYS.rows(
                     connection, {"group_id": group_id, "process": process, "keys": keys}
@@ -245,7 +266,13 @@ class Store:
 
         return self.run_write(apply, flush=flush)
 
-    def unchanged_summary(self, group_name, push, capped=True, remembered=None):
+    def unchanged_summary(
+        self,
+        group_name: str,
+        push: dict[str, Any],
+        capped: bool = True,
+        remembered: Any = None,
+    ) -> PushSummary | None:
         """The summary of a push that changes nothing (the same state pushed again, or one
         that arrived after a later state of its process), found in a read transaction that
         takes no write lock, so such pushes do not queue behind writes; None when the push
@@ -263,7 +290,7 @@ class Store:
         if remembered is not None:
             # Taken before the snapshot below: what is committed in between makes the verdict
             # found there one that the next stamp no longer matches.
-            stamp = self.backend.database_stamp()
+            stamp = self.backend.database_stamp()  # type: ignore[misc]  # not None: see above
             verdict = remembered.verdict
             if verdict is not None and now <= verdict.until_ns and stamp == verdict.stamp:
                 return verdict.summary
@@ -272,7 +299,9 @@ class Store:
             return None
         keys = _key_digests(push)
 
-        def summary_if_unchanged(connection):
+        def summary_if_unchanged(
+            connection: "Connection | DriverConnection",
+        ) -> PushSummary | None:
             rows = GROUP_AND_STATE_OF_KEYS.rows(
                 connection, {"name": group_name, "process": process, "keys": keys}
             )
@@ -295,7 +324,15 @@ class Store:
 
         return self.read_snapshot(summary_if_unchanged, driver_only=True)
 
-    def _plan(self, connection, group_id, push, stored_rows, now, capped):
+    def _plan(
+        self,
+        connection: "Connection | DriverConnection",
+        group_id: int,
+        push: dict[str, Any],
+        stored_rows: Sequence[Sequence[Any]],
+        now: int,
+        capped: bool,
+    ) -> tuple[dict[str, AggregateState], PushSummary]:
         """How the push changes the group (planning.plan_push), given the rows of
         (GROUP_AND_)STATE_OF_KEYS for its keys: (states by key, PushSummary)."""
         keys_to_drop = self._keys_over_cap(connection, group_id) if capped else None
@@ -309,15 +346,17 @@ class Store:
             keys_to_drop,
         )
 
-    def _keys_over_cap(self, connection, group_id):
+    def _keys_over_cap(
+        self, connection: "Connection | DriverConnection", group_id: int
+    ) -> Callable[[dict[str, AggregateState]], set[str]]:
         """keys_to_drop for plan_push: the new keys past the group's maximum of keys."""
 
-        def exported_keys():
+        def exported_keys() -> int:
             return VISIBLE_KEYS.first(connection, {"group_id": group_id})[0]
 
         return lambda states: keys_over_cap(states, exported_keys, self.settings.max_keys_per_group)
 
-    def export(self, group_name, encoding=None):
+    def export(self, group_name: str, encoding: str | None = None) -> bytes | BufferedReader:
         """The group's export, read in one snapshot: bytes, or an open binary file holding them
         (export_cache.py). encoding "gzip" compresses it, once per change of the group."""
         unrendered = self._export_without_rendering(group_name, encoding)
@@ -339,7 +378,9 @@ class Store:
         self.exports.put(group_name, version, encoded, encoding)
         return encoded
 
-    def _export_without_rendering(self, group_name, encoding):
+    def _export_without_rendering(
+        self, group_name: str, encoding: str | None
+    ) -> bytes | BufferedReader | None:
         """The group's export as it is now when nothing needs rendering: its cached export, or
         the empty one of a group that does not exist. Found on SQLite without SQLAlchemy's
         Connection (the backend's driver_snapshot), or None: most scrapes only find it."""
@@ -353,7 +394,9 @@ class Store:
             return _empty_export(group_name, encoding)
         return self.exports.open(group_name, tuple(version), encoding)
 
-    def _plain_export(self, connection, group_name, group, version):
+    def _plain_export(
+        self, connection: Connection, group_name: str, group: Row, version: tuple[int, ...]
+    ) -> bytes:
         cached = self.exports.open(group_name, version)
         if cached is None:
             with one_at_a_time():
@@ -366,7 +409,7 @@ class Store:
         with cached:
             return cached.read()
 
-    def note_rejected_push(self, group_name):
+    def note_rejected_push(self, group_name: str) -> None:
         """Record that a push to this group was just rejected, if the group exists (a
         rejected push creates no group)."""
         now = self.clock()
@@ -376,11 +419,11 @@ class Store:
             )
         )
 
-    def resolve(self, group_name, aggregation_key):
+    def resolve(self, group_name: str, aggregation_key: str) -> bool:
         """Take one error out of the export; its count is kept, so if it comes back the
         Periskop server sees it continue. Returns False when no such error is exported."""
 
-        def apply(connection):
+        def apply(connection: Connection) -> bool:
             group = GROUP_FOR_UPDATE.first(connection, {"name": group_name})
             if group is None:
                 return False
@@ -400,14 +443,14 @@ class Store:
 
         return self.run_write(apply)
 
-    def wipe(self, group_name):
+    def wipe(self, group_name: str) -> str | None:
         """Remove everything in a group and give it a new target_uuid, so the Periskop server
         starts counting afresh instead of seeing counts go down. Returns the new uuid, or None
         when the group does not exist."""
         now = self.clock()
         new_uuid = str(uuid.uuid4())
 
-        def apply(connection):
+        def apply(connection: Connection) -> str | None:
             group = GROUP_FOR_UPDATE.first(connection, {"name": group_name})
             if group is None:
                 return None
@@ -432,11 +475,11 @@ class Store:
 
         return self.run_write(apply)
 
-    def prune(self):
+    def prune(self) -> dict[str, int]:
         """Bound what is stored (pruning.py); returns how many rows each step touched."""
         return prune(self, self.clock())
 
-    def read_snapshot(self, read, driver_only=False):
+    def read_snapshot(self, read: Callable[[Any], Any], driver_only: bool = False) -> Any:
         """read(connection) in a read-only transaction that sees one snapshot throughout.
         driver_only: read runs DriverStatements alone, which on SQLite then run without
         SQLAlchemy's Connection (engines.py's driver_snapshot)."""
@@ -448,7 +491,7 @@ class Store:
             with connection.begin():
                 return read(connection)
 
-    def status(self):
+    def status(self) -> tuple[Sequence[Row], int | None]:
         """Groups with their key counts, the sum of their exported counts, their last
         accepted and rejected push, and the database's size."""
         with self.engine.connect() as connection, connection.begin():
@@ -483,13 +526,15 @@ class Store:
         return rows, size
 
 
-def empty_group_uuid(group_name):
+def empty_group_uuid(group_name: str) -> str:
     """The target_uuid a group nothing was ever pushed to exports."""
     return str(uuid.uuid5(_EMPTY_GROUP_NAMESPACE, group_name))
 
 
-def _render(connection, group):
-    exported = {}  # aggregate id -> (key, count, severity, created, [bodies])
+def _render(connection: Connection, group: Row) -> bytes:
+    exported: dict[
+        int, tuple[str, int, str, int, list[str]]
+    ] = {}  # aggregate id -> (key, count, severity, created, [bodies])
     # Streamed: PostgreSQL's driver would otherwise hold the whole result (as large as the
     # export) beside the rows made of it.
     rows = connection.execution_options(stream_results=True, yield_per=1000).execute(
@@ -514,12 +559,12 @@ def _render(connection, group):
 _GZIP_LEVEL = 6
 
 
-def _empty_export(group_name, encoding):
+def _empty_export(group_name: str, encoding: str | None) -> bytes:
     """The export of a group nothing was pushed to."""
     return _encode(render_export(empty_group_uuid(group_name), []), encoding)
 
 
-def _encode(body, encoding):
+def _encode(body: bytes, encoding: str | None) -> bytes:
     if encoding is None:
         return body
     if encoding == "gzip":
@@ -528,16 +573,18 @@ def _encode(body, encoding):
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
-def _is_transient(error):
+def _is_transient(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in _TRANSIENT_SQLSTATES
 
 
-def _key_digests(push):
+def _key_digests(push: dict[str, Any]) -> list[bytes]:
     """The digests of a push's keys, each once, in the push's order."""
     return list(dict.fromkeys(key_digest(a["aggregation_key"]) for a in push["aggregates"]))
 
 
-def _stored_uuids(connection, state_rows):
+def _stored_uuids(
+    connection: "Connection | DriverConnection", state_rows: Sequence[Sequence[Any]]
+) -> Sequence[Any]:
     """Rows of STORED_UUIDS for the aggregates of rows of (GROUP_AND_)STATE_OF_KEYS."""
     aggregate_ids = [row[0] for row in state_rows if row[0] is not None]
     if not aggregate_ids:
@@ -545,14 +592,18 @@ def _stored_uuids(connection, state_rows):
     return STORED_UUIDS.rows(connection, {"aggregate_ids": aggregate_ids})
 
 
-def _stored_in_full(connection):
+def _stored_in_full(
+    connection: "Connection | DriverConnection",
+) -> Callable[[list[Any]], Sequence[Any]]:
     """stored_in_full for plan_push: rows of STORED_OCCURRENCES of some aggregates."""
     return lambda aggregate_ids: STORED_OCCURRENCES.rows(
         connection, {"aggregate_ids": aggregate_ids}
     )
 
 
-def _lock_group(connection, name, now, max_groups, pushed=True):
+def _lock_group(
+    connection: Connection, name: str, now: int, max_groups: int, pushed: bool = True
+) -> Any:
     """Create the group if needed and lock its row until the transaction ends; returns its id
     and when it was last pushed to (never, for a group made by the gateway's own report:
     pushed=False). Raises TooManyGroups rather than create one past
@@ -585,7 +636,9 @@ def _lock_group(connection, name, now, max_groups, pushed=True):
     return GROUP_FOR_UPDATE.first(connection, {"name": name})
 
 
-def _save_aggregates(connection, group_id, states):
+def _save_aggregates(
+    connection: Connection, group_id: int, states: dict[str, AggregateState]
+) -> None:
     new = [(key, state) for key, state in states.items() if state.id is None]
     if new:
         rows = connection.execute(
@@ -624,7 +677,7 @@ def _save_aggregates(connection, group_id, states):
         )
 
 
-def _save_occurrences(connection, states):
+def _save_occurrences(connection: Connection, states: dict[str, AggregateState]) -> None:
     rows = [
         {
             "aggregate_id": state.id,
@@ -643,7 +696,9 @@ def _save_occurrences(connection, states):
         connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
 
 
-def _bound_occurrence_bytes(connection, group_id, occurrence_bytes, limit):
+def _bound_occurrence_bytes(
+    connection: Connection, group_id: int, occurrence_bytes: int, limit: int
+) -> int:
     """Delete the group's oldest stored occurrences while it holds more than `limit` bytes of
     them; returns the bytes it then holds.
 
@@ -672,7 +727,9 @@ def _bound_occurrence_bytes(connection, group_id, occurrence_bytes, limit):
     return occurrence_bytes
 
 
-def _save_counters(connection, process, group_id, states, now):
+def _save_counters(
+    connection: Connection, process: int, group_id: int, states: dict[str, AggregateState], now: int
+) -> None:
     """Remember the highest cumulative count the pushing process reported for each key."""
     created, updated = counter_rows(process, group_id, states, now)
     if created:
@@ -681,7 +738,7 @@ def _save_counters(connection, process, group_id, states, now):
         UPDATE_COUNTER.execute_many(connection, updated)
 
 
-def _hide(connection, aggregate_ids):
+def _hide(connection: Connection, aggregate_ids: list[int]) -> None:
     """Take aggregates out of the export. Their counts stay, and so do their occurrences: a
     client re-pushing the same cumulative state must not bring a resolved error back, and
     only known uuids tell that it is the same."""

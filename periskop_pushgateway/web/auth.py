@@ -12,9 +12,11 @@ import hashlib
 import hmac
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from flask import request
-from werkzeug.datastructures import WWWAuthenticate
+from flask import Flask, request
+from werkzeug.datastructures import Authorization, WWWAuthenticate
 from werkzeug.exceptions import Forbidden, TooManyRequests, Unauthorized
 from werkzeug.security import check_password_hash
 
@@ -24,7 +26,7 @@ from .throttle import FailedCredentials
 log = logging.getLogger(__name__)
 
 # Which credentials each blueprint asks for.
-ROLE_OF_BLUEPRINT = {
+ROLE_OF_BLUEPRINT: dict[str | None, str] = {
     "push": "PUSH",
     "admin": "ADMIN",
     "export": "SCRAPE",
@@ -45,7 +47,7 @@ _REMEMBERED = 64
 
 
 class Credentials:
-    def __init__(self, role, username, password_hash):
+    def __init__(self, role: str, username: str, password_hash: str) -> None:
         if not password_hash.startswith(_HASH_METHODS):
             raise ValueError(
                 f"PERISKOP_PUSHGATEWAY_{role}_PASSWORD_HASH is not a password hash: "
@@ -54,13 +56,13 @@ class Credentials:
         self.username = username
         self._password_hash = password_hash
         self._key = os.urandom(32)
-        self._accepted = set()
+        self._accepted: set[bytes] = set()
 
-    def remembers(self, authorization):
+    def remembers(self, authorization: Authorization) -> bool:
         """Whether these Basic credentials were accepted before (no hash check)."""
         return self._digest(authorization) in self._accepted
 
-    def verify(self, authorization):
+    def verify(self, authorization: Authorization) -> bool:
         """Check Basic credentials against the password hash (slow), remembering them if
         they are right."""
         username_ok = hmac.compare_digest(_username(authorization), self.username.encode())
@@ -70,7 +72,7 @@ class Credentials:
             self._accepted.add(self._digest(authorization))
         return accepted
 
-    def _digest(self, authorization):
+    def _digest(self, authorization: Authorization) -> bytes:
         username = _username(authorization)
         password = (authorization.password or "").encode()
         # Length-prefixed, so that no other split of the same bytes gives the same digest.
@@ -78,11 +80,11 @@ class Credentials:
         return hmac.new(self._key, pair, hashlib.sha256).digest()
 
 
-def _username(authorization):
+def _username(authorization: Authorization) -> bytes:
     return (authorization.username or "").encode()
 
 
-def credentials_from_config(config):
+def credentials_from_config(config: Mapping[str, Any]) -> dict[str, Credentials]:
     """role -> Credentials, for each role whose username is set."""
     credentials = {}
     for role in sorted(set(ROLE_OF_BLUEPRINT.values())):
@@ -101,12 +103,17 @@ ADMIN_OFF = (
 )
 
 
-def admin_api_off(config):
+def admin_api_off(config: Mapping[str, Any]) -> bool:
     """Whether the admin API answers 403: it has no credentials and was not opened."""
     return not config["ADMIN_USERNAME"] and not config["ADMIN_OPEN"]
 
 
-def install_auth(app, credentials, admin_off=False, failures_per_minute=10):
+def install_auth(
+    app: Flask,
+    credentials: Mapping[str, Credentials],
+    admin_off: bool = False,
+    failures_per_minute: int = 10,
+) -> None:
     """Ask each blueprint's role for its credentials, where configured; the admin API is
     refused (403) when admin_off (admin_api_off). An address whose credentials failed
     failures_per_minute times within a minute gets 429 for anything but credentials accepted
@@ -116,17 +123,18 @@ def install_auth(app, credentials, admin_off=False, failures_per_minute=10):
     failures = FailedCredentials(failures_per_minute, window_seconds=60)
 
     @app.before_request
-    def require_credentials():
+    def require_credentials() -> None:
         role = ROLE_OF_BLUEPRINT.get(request.blueprint)
         if role == "ADMIN" and admin_off:
             raise Forbidden(ADMIN_OFF)
-        required = credentials.get(role)
+        # Credentials are found under roles alone: past this, role is one.
+        required = credentials.get(role)  # type: ignore[arg-type]
         if required is None:
             return
         authorization = request.authorization
         if authorization is None or authorization.type != "basic":
             # Costs no hash check, so neither counted nor throttled.
-            raise _unauthorized(role)
+            raise _unauthorized(role)  # type: ignore[arg-type]
         if required.remembers(authorization):
             return
         address = request.remote_addr
@@ -146,14 +154,14 @@ def install_auth(app, credentials, admin_off=False, failures_per_minute=10):
                 failures_per_minute,
                 address,
             )
-        raise _unauthorized(role)
+        raise _unauthorized(role)  # type: ignore[arg-type]
 
 
-def _unauthorized(role):
+def _unauthorized(role: str) -> Unauthorized:
     if role == "PUSH":
         metrics.PUSHES.labels("unauthorized").inc()
     return Unauthorized(f"{role.lower()} credentials are required", www_authenticate=_challenge())
 
 
-def _challenge():
+def _challenge() -> WWWAuthenticate:
     return WWWAuthenticate("basic", {"realm": REALM, "charset": "UTF-8"})

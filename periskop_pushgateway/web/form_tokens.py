@@ -12,12 +12,16 @@ The signing key is SECRET_KEY when configured, else one drawn once and kept in t
 
 import secrets as random_source
 import threading
+from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..storage.models import secrets
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
 
 # A confirmation page left open longer than this is shown again to be confirmed afresh.
 MAX_AGE_SECONDS = 3600
@@ -27,17 +31,17 @@ _READ_SECRET = select(secrets.c.value).where(secrets.c.name == _SECRET_NAME)
 
 
 class FormTokens:
-    def __init__(self, store, configured_key=""):
+    def __init__(self, store: "Store", configured_key: str = "") -> None:
         self._store = store
         self._configured_key = configured_key
-        self._serializer = None
+        self._serializer: URLSafeTimedSerializer | None = None
         self._lock = threading.Lock()
 
-    def issue(self, action, group, key_digest=""):
+    def issue(self, action: str, group: str, key_digest: str = "") -> str:
         """A token for one action on one group (and key)."""
         return self._signer().dumps([action, group, key_digest])
 
-    def valid(self, token, action, group, key_digest=""):
+    def valid(self, token: str | None, action: str, group: str, key_digest: str = "") -> bool:
         """Whether `token` was issued for this action, group and key, within the hour."""
         try:
             signed = self._signer().loads(token or "", max_age=MAX_AGE_SECONDS)
@@ -45,7 +49,7 @@ class FormTokens:
             return False
         return signed == [action, group, key_digest]
 
-    def _signer(self):
+    def _signer(self) -> URLSafeTimedSerializer:
         # Read on first use, not at start: a gateway nobody browses never writes the secret.
         with self._lock:
             if self._serializer is None:
@@ -54,13 +58,13 @@ class FormTokens:
             return self._serializer
 
 
-def stored_secret(store):
+def stored_secret(store: "Store") -> str:
     """The form-signing key kept in the database, drawn and saved by the first process to ask."""
     value = store.read_snapshot(lambda connection: connection.execute(_READ_SECRET).scalar())
     if value is not None:
         return value
 
-    def create(connection):
+    def create(connection: Connection) -> str:
         try:
             with connection.begin_nested():
                 connection.execute(

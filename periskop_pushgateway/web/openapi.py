@@ -13,11 +13,14 @@ the Periskop server relies on.
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Flask
 from marshmallow import Schema, fields, validate
+from werkzeug.routing import Rule
 
 from .. import __version__
 from ..storage.planning import PushSummary
@@ -60,7 +63,9 @@ MAX_EXPORTED_COUNT = 2**63 - 1
 # --- How the push schema's own fields are described ------------------------------------
 
 
-def _custom_field_properties(converter, field, ret, **kwargs):
+def _custom_field_properties(
+    converter: Any, field: fields.Field, ret: dict[str, Any], **kwargs: Any
+) -> dict[str, Any]:
     """OpenAPI properties of the custom fields of schemas.py (an apispec attribute function,
     called as a method of the plugin's converter)."""
     if isinstance(field, Identifier):
@@ -123,14 +128,14 @@ _CUSTOM_FIELD_TYPES = {
 
 # --- The responses ----------------------------------------------------------------------
 
-_NULLABLE = {"allow_none": True, "required": True}
+_NULLABLE: dict[str, Any] = {"allow_none": True, "required": True}
 
 
-def _exported_timestamp(**kwargs):
+def _exported_timestamp(**kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Regexp(EXPORTED_TIMESTAMP), required=True, **kwargs)
 
 
-def _severity():
+def _severity() -> fields.String:
     return fields.String(validate=validate.OneOf(SEVERITIES), required=True)
 
 
@@ -245,16 +250,16 @@ class StatusSchema(Schema):
 # --- The operations ---------------------------------------------------------------------
 
 
-def _json(schema):
+def _json(schema: Any) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
 # Fresh dicts for every document: apispec replaces the schemas in them by references.
-def _text():
+def _text() -> dict[str, Any]:
     return {"text/plain": {"schema": {"type": "string"}}}
 
 
-def _error():
+def _error() -> dict[str, Any]:
     return _json(ErrorResponseSchema)
 
 
@@ -270,7 +275,7 @@ class Operation:
     uses_database: bool = True
 
 
-def _operations(app, push_schema):
+def _operations(app: Flask, push_schema: Schema) -> dict[str, Operation]:
     max_bytes = app.config["MAX_BODY_BYTES"]
     return {
         "push.push": Operation(
@@ -372,7 +377,9 @@ def _operations(app, push_schema):
     }
 
 
-def _responses(operation, protected, has_path_parameters, switched_off=False):
+def _responses(
+    operation: Operation, protected: bool, has_path_parameters: bool, switched_off: bool = False
+) -> dict[str, Any]:
     responses = {
         status: _response(description, content)
         for status, (description, content) in operation.responses.items()
@@ -402,8 +409,10 @@ def _responses(operation, protected, has_path_parameters, switched_off=False):
     return {str(status): responses[status] for status in sorted(responses)}
 
 
-def _response(description, content, headers=None):
-    response = {"description": description, "content": content}
+def _response(
+    description: str, content: dict[str, Any], headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": description, "content": content}
     if headers:
         response["headers"] = headers
     return response
@@ -414,12 +423,12 @@ def _response(description, content, headers=None):
 _RULE_ARGUMENT = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 
 
-def openapi_path(rule):
+def openapi_path(rule: Rule) -> str:
     """/services/<group:group>/errors -> /services/{group}/errors"""
     return _RULE_ARGUMENT.sub(r"{\2}", rule.rule)
 
 
-def _path_parameters(app, rule):
+def _path_parameters(app: Flask, rule: Rule) -> list[dict[str, Any]]:
     parameters = []
     for converter, name in _RULE_ARGUMENT.findall(rule.rule):
         regex = app.url_map.converters[converter or "default"].regex
@@ -434,11 +443,11 @@ def _path_parameters(app, rule):
     return parameters
 
 
-def _documented_methods(rule):
-    return sorted(rule.methods - _IMPLICIT_METHODS)
+def _documented_methods(rule: Rule) -> list[str]:
+    return sorted(rule.methods - _IMPLICIT_METHODS)  # type: ignore[operator]  # Flask sets them
 
 
-def build_openapi(app):
+def build_openapi(app: Flask) -> dict[str, Any]:
     """The OpenAPI document (a dict) of this app, under its configuration."""
     plugin = MarshmallowPlugin()
     spec = APISpec(
@@ -455,13 +464,13 @@ def build_openapi(app):
     )
     for field_class, (openapi_type, openapi_format) in _CUSTOM_FIELD_TYPES.items():
         plugin.map_to_openapi_type(field_class, openapi_type, openapi_format)
-    plugin.converter.add_attribute_function(_custom_field_properties)
+    plugin.converter.add_attribute_function(_custom_field_properties)  # type: ignore[union-attr]
     spec.components.security_scheme(_BASIC_AUTH, {"type": "http", "scheme": "basic"})
 
     push_schema = build_push_schema(Limits.from_config(app.config))
     operations = _operations(app, push_schema)
     protected_roles = {role for role in set(ROLE_OF_BLUEPRINT.values()) if _configured(app, role)}
-    paths = {}
+    paths: dict[str, Any] = {}
     for rule in app.url_map.iter_rules():
         operation = operations.get(rule.endpoint)
         if operation is None:
@@ -471,7 +480,7 @@ def build_openapi(app):
         parameters = _path_parameters(app, rule)
         path = paths.setdefault(openapi_path(rule), {})
         for method in _documented_methods(rule):
-            documented = {
+            documented: dict[str, Any] = {
                 "operationId": _operation_id(method, rule),
                 "summary": operation.summary,
                 "tags": [blueprint],
@@ -493,22 +502,22 @@ def build_openapi(app):
     return spec.to_dict()
 
 
-def _switched_off(app, blueprint):
+def _switched_off(app: Flask, blueprint: str) -> bool:
     """The admin API answers 403 without credentials unless it is opened (auth.py)."""
     return ROLE_OF_BLUEPRINT.get(blueprint) == "ADMIN" and admin_api_off(app.config)
 
 
-def _configured(app, role):
+def _configured(app: Flask, role: str) -> bool:
     return bool(app.config.get(f"{role}_USERNAME"))
 
 
-def _operation_id(method, rule):
+def _operation_id(method: str, rule: Rule) -> str:
     words = re.findall(r"\w+", _RULE_ARGUMENT.sub(r"\2", rule.rule))
     slash = "_slash" if rule.rule.endswith("/") else ""
     return "_".join([method.lower(), *words]) + slash
 
 
-def openapi_json(app):
+def openapi_json(app: Flask) -> bytes:
     """The document as JSON bytes, built on first use and kept with the app."""
     document = app.extensions.get(_EXTENSION)
     if document is None:

@@ -2,10 +2,15 @@
 
 import contextlib
 import zlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from ..errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding
+
+if TYPE_CHECKING:
+    from werkzeug.wrappers import Request
 
 _CHUNK = 64 * 1024
 
@@ -15,7 +20,7 @@ _MAX_GZIP_MEMBERS = 16
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
 
-def read_push_body(request, max_bytes, timeout_s):
+def read_push_body(request: "Request", max_bytes: int, timeout_s: float) -> bytes:
     """The request's body, decompressed; raises PushRejected for one too large, in an
     unsupported encoding, or that stops arriving for timeout_s seconds.
 
@@ -34,7 +39,7 @@ def read_push_body(request, max_bytes, timeout_s):
 
 
 @contextlib.contextmanager
-def _socket_timeout(environ, timeout_s):
+def _socket_timeout(environ: Mapping[str, Any], timeout_s: float) -> Iterator[None]:
     """Under gunicorn, a read of the body that waits timeout_s seconds for the next bytes
     raises TimeoutError: a client that declares more than it sends (or sends it slowly)
     would otherwise hold a sync worker until gunicorn kills it, with a 500. Behind nginx,
@@ -51,7 +56,7 @@ def _socket_timeout(environ, timeout_s):
         sock.settimeout(previous)
 
 
-def parse_push_document(body):
+def parse_push_document(body: bytes) -> dict[str, Any]:
     """The body as a JSON object; raises InvalidPush for anything else."""
     try:
         document = orjson.loads(body)
@@ -62,7 +67,7 @@ def parse_push_document(body):
     return document
 
 
-def _read_at_most(request, max_bytes):
+def _read_at_most(request: "Request", max_bytes: int) -> bytes:
     """The raw body, never reading more than max_bytes + 1 bytes of it.
 
     An over-long declared Content-Length is refused before anything is read; without one
@@ -89,7 +94,7 @@ def _read_at_most(request, max_bytes):
     return b"".join(chunks)
 
 
-def _decode(raw, content_encoding, max_bytes):
+def _decode(raw: bytes, content_encoding: str, max_bytes: int) -> bytes:
     encoding = content_encoding.strip().lower()
     if encoding in ("", "identity"):
         return raw

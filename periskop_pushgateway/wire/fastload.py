@@ -20,7 +20,10 @@ then loaded by memo.load(item, load), which may give an earlier result for an eq
 (occurrence_cache.py).
 """
 
-from marshmallow import EXCLUDE, ValidationError, fields
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from marshmallow.utils import missing
 
 # Field.deserialize and the methods it calls, which the generated code does in their place.
@@ -31,11 +34,11 @@ class _SlowPath(Exception):
     """Something Schema.load must decide (and word the error for)."""
 
 
-def compile_loader(schema):
+def compile_loader(schema: Schema) -> Callable[[Any], Any]:
     """Return load(data), equivalent to schema.load(data) for the schemas it accepts."""
     load_fast = _Compiler().compile(schema)
 
-    def load(data):
+    def load(data: Any) -> Any:
         try:
             return load_fast(data)
         except (_SlowPath, ValidationError):
@@ -45,24 +48,24 @@ def compile_loader(schema):
 
 
 class _Compiler:
-    def __init__(self):
-        self.namespace = {"_SlowPath": _SlowPath, "missing": missing}
-        self.source = []
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"_SlowPath": _SlowPath, "missing": missing}
+        self.source: list[str] = []
 
-    def compile(self, schema):
+    def compile(self, schema: Schema) -> Callable[[Any], Any]:
         name = self.schema(schema)
         exec("\n".join(self.source), self.namespace)
         return self.namespace[name]
 
-    def bind(self, value, prefix):
+    def bind(self, value: Any, prefix: str) -> str:
         name = f"{prefix}{len(self.namespace)}"
         self.namespace[name] = value
         return name
 
-    def define(self, name, argument, body):
+    def define(self, name: str, argument: str, body: list[str]) -> None:
         self.source += [f"def {name}({argument}):", *_indent(body), ""]
 
-    def schema(self, schema):
+    def schema(self, schema: Schema) -> str:
         """Generate the function loading one object of schema; return its name."""
         if schema.unknown != EXCLUDE or any(schema._hooks.values()):
             raise ValueError(f"{type(schema).__name__}: only EXCLUDE schemas without hooks compile")
@@ -91,7 +94,7 @@ class _Compiler:
         self.define(name, "data", body)
         return name
 
-    def field(self, field, key, target):
+    def field(self, field: fields.Field, key: str, target: str) -> list[str]:
         """Lines setting target to data[key] loaded as Field.deserialize would."""
         lines, loaded = self.value(field, key, "data")
         present = [*lines, f"{target} = {loaded}"]
@@ -121,7 +124,7 @@ class _Compiler:
             *_indent(present),
         ]
 
-    def value(self, field, attr, data):
+    def value(self, field: fields.Field, attr: str, data: str) -> tuple[list[str], str]:
         """(lines, expression) loading a value that is neither absent nor null."""
         if any(getattr(type(field), name) is not getattr(fields.Field, name) for name in _SKIPPED):
             raise ValueError(f"{type(field).__name__}: overrides {', '.join(_SKIPPED)}")
@@ -142,14 +145,14 @@ class _Compiler:
             loaded = "value"
         return lines, loaded
 
-    def nested(self, field):
+    def nested(self, field: fields.Nested) -> str:
         if field.many:
             raise ValueError("Nested(many=True) does not compile; use List(Nested(...))")
         if field.unknown not in (None, EXCLUDE):
             raise ValueError("Nested(unknown=...) does not compile; set it on the schema")
         return self.schema(field.schema)
 
-    def item(self, field):
+    def item(self, field: fields.Field) -> str:
         """The name of a function loading one item of a List."""
         if type(field) is fields.Nested and not field.validators:
             load = self.nested(field)
@@ -167,5 +170,5 @@ class _Compiler:
         return name
 
 
-def _indent(lines):
+def _indent(lines: list[str]) -> list[str]:
     return [f"    {line}" for line in lines]

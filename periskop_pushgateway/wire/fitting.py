@@ -9,6 +9,8 @@ request body, the request headers, the causes, the middle of the stack trace; th
 remaining texts are cut, the longest first. Each cut leaves the usual visible marker.
 """
 
+from typing import Any
+
 import orjson
 
 from .render import occurrence_json
@@ -17,19 +19,19 @@ from .render import occurrence_json
 CUT_BY = "periskop-pushgateway"
 
 
-def cut_text(text, limit):
+def cut_text(text: str, limit: int) -> str:
     """text cut to its first `limit` characters, with a marker saying how many went."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… [{len(text) - limit} more characters cut by {CUT_BY}]"
 
 
-def lines_cut(count):
+def lines_cut(count: int) -> str:
     """The line that stands for `count` lines cut from the middle of a stack trace."""
     return f"… [{count} lines cut by {CUT_BY}]"
 
 
-def message_cause(message):
+def message_cause(message: str) -> dict[str, Any]:
     """A cause holding only a message: a marker in place of causes cut, or a cause a client
     sent as a plain string."""
     return {"class": None, "message": message, "stacktrace": None, "cause": None}
@@ -41,7 +43,14 @@ MIN_OCCURRENCE_BYTES = 4096
 _MARKER_ROOM = 64  # bytes of JSON a "… [N more characters cut by …]" marker takes at most
 
 
-def fitted_occurrence(error, occurrence_uuid, timestamp_ns, severity, http_context, max_bytes):
+def fitted_occurrence(
+    error: dict[str, Any],
+    occurrence_uuid: str,
+    timestamp_ns: int,
+    severity: str,
+    http_context: dict[str, Any] | None,
+    max_bytes: int,
+) -> bytes:
     """The occurrence's exported JSON as bytes, at most max_bytes long."""
     body = occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context)
     if len(body) <= max_bytes:
@@ -56,7 +65,7 @@ def fitted_occurrence(error, occurrence_uuid, timestamp_ns, severity, http_conte
     raise ValueError(f"an occurrence cannot be cut to {max_bytes} bytes")
 
 
-def copy_error(error):
+def copy_error(error: dict[str, Any]) -> dict[str, Any]:
     """A copy of the error and its causes (and their stack traces) that may be changed
     without changing the error: the cuts here, the scrub of messages (scrubber.py)."""
     head = dict(error)
@@ -70,7 +79,7 @@ def copy_error(error):
         node = node["cause"]
 
 
-def _cut_request_body(error, http_context, excess):
+def _cut_request_body(error: dict[str, Any], http_context: Any, excess: int) -> bool:
     body = http_context and http_context.get("request_body")
     if not body:
         return False
@@ -78,7 +87,7 @@ def _cut_request_body(error, http_context, excess):
     return True
 
 
-def _cut_request_headers(error, http_context, excess):
+def _cut_request_headers(error: dict[str, Any], http_context: Any, excess: int) -> bool:
     headers = http_context and http_context.get("request_headers")
     if not headers:
         return False
@@ -86,7 +95,7 @@ def _cut_request_headers(error, http_context, excess):
     return True
 
 
-def _cut_causes(error, http_context, excess):
+def _cut_causes(error: dict[str, Any], http_context: Any, excess: int) -> bool:
     depth = 0
     cause = error.get("cause")
     while cause is not None:
@@ -98,7 +107,7 @@ def _cut_causes(error, http_context, excess):
     return True
 
 
-def _cut_stacktrace(error, http_context, excess):
+def _cut_stacktrace(error: dict[str, Any], http_context: Any, excess: int) -> bool:
     """Drop lines from the middle of the trace until `excess` bytes are gone, or all of them;
     both ends stay, as in schemas.StackTrace."""
     lines = error.get("stacktrace")
@@ -118,13 +127,13 @@ def _cut_stacktrace(error, http_context, excess):
     return True
 
 
-def _cut_longest_text(error, http_context, excess):
+def _cut_longest_text(error: dict[str, Any], http_context: Any, excess: int) -> bool:
     """Cut the longest remaining text (message, class, url, method, a stack trace line) by
     enough characters to free `excess` bytes, or to nothing but its marker."""
-    places = []
+    places: list[tuple[Any, Any]] = []
     if http_context:
         places += [(http_context, name) for name in ("request_url", "request_method")]
-    node = error
+    node: dict[str, Any] | None = error
     while node is not None:
         places += [(node, "message"), (node, "class")]
         lines = node.get("stacktrace") or ()
@@ -143,7 +152,7 @@ def _cut_longest_text(error, http_context, excess):
     return True
 
 
-def _cut_to_bytes(text, excess):
+def _cut_to_bytes(text: str, excess: int) -> str:
     """text cut at its end by enough characters for its JSON to be `excess` bytes shorter."""
     encoded = len(orjson.dumps(text))
     low, high = 0, len(text)  # the longest prefix whose JSON fits is found by bisection

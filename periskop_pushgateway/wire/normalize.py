@@ -1,6 +1,8 @@
 """Filling in what the protocol lets a client leave out, in the form the store keeps."""
 
 import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import orjson
 
@@ -19,8 +21,11 @@ DEFAULT_MAX_OCCURRENCE_BYTES = SETTINGS["MAX_OCCURRENCE_BYTES"][0]
 
 
 def normalize_push(
-    push, received_ns, scrub=None, max_occurrence_bytes=DEFAULT_MAX_OCCURRENCE_BYTES
-):
+    push: dict[str, Any],
+    received_ns: int,
+    scrub: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    max_occurrence_bytes: int = DEFAULT_MAX_OCCURRENCE_BYTES,
+) -> dict[str, Any]:
     """Fill in what the protocol lets a client leave out, in the form the store keeps.
 
     Returns {"target_uuid", "aggregates": [{"aggregation_key", "total_count", "severity",
@@ -61,10 +66,15 @@ def normalize_push(
 
 
 def _normalize_occurrences(
-    latest_errors, target_uuid, aggregation_key, received_ns, scrub, max_bytes
-):
+    latest_errors: Iterable[dict[str, Any]],
+    target_uuid: str | None,
+    aggregation_key: str,
+    received_ns: int,
+    scrub: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    max_bytes: int,
+) -> list[dict[str, Any]]:
     occurrences = []
-    seen_content = {}
+    seen_content: dict[bytes, int] = {}
     for occurrence in latest_errors:
         timestamp_ns = occurrence["timestamp"]
         occurrence_uuid = occurrence["uuid"]
@@ -88,7 +98,7 @@ def _normalize_occurrences(
     return occurrences
 
 
-def render(occurrence):
+def render(occurrence: dict[str, Any]) -> dict[str, Any]:
     """Give a normalized occurrence its "body" and "body_bytes" (see normalize_push), once."""
     pending = occurrence.pop("pending", None)
     if pending is None:
@@ -109,7 +119,12 @@ def render(occurrence):
     return occurrence
 
 
-def _derived_uuid(occurrence, target_uuid, aggregation_key, seen_content):
+def _derived_uuid(
+    occurrence: dict[str, Any],
+    target_uuid: str | None,
+    aggregation_key: str,
+    seen_content: dict[bytes, int],
+) -> str:
     """A uuid for an occurrence pushed without one.
 
     From an identified process it is derived from what was pushed, so re-pushing the same

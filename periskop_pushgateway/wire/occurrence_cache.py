@@ -15,6 +15,9 @@ A loaded occurrence is shared by every push that repeats it from then on: nothin
 one (scrubber.py and fitting.py change copies).
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import orjson
 
 from ..second_sighting import SecondSightingCache
@@ -35,13 +38,15 @@ class OccurrenceCache:
     number of entries and of pushed bytes: an occurrence's pushed form is noted when first
     loaded, and what it loaded to is kept when loaded a second time."""
 
-    def __init__(self, max_entries=DEFAULT_MAX_ENTRIES, max_bytes=DEFAULT_MAX_BYTES):
+    def __init__(
+        self, max_entries: int = DEFAULT_MAX_ENTRIES, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> None:
         # pushed form -> loaded occurrence; a pushed form counts its own bytes.
         self._loaded = SecondSightingCache(
             max_entries, max_bytes, size_of=lambda pushed, _noted: len(pushed)
         )
 
-    def load(self, data, load):
+    def load(self, data: Any, load: Callable[[Any], Any]) -> Any:
         """load(data), or what it gave for the same pushed form lately (seen twice before).
         What load raises is raised, and nothing is kept."""
         try:
@@ -54,5 +59,5 @@ class OccurrenceCache:
             self._loaded.offer(pushed, lambda: loaded)
         return loaded
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._loaded)

@@ -4,12 +4,17 @@ Occurrences are rendered once, when pushed, and stored as JSON text; a scrape on
 joins them into their aggregates.
 """
 
+from collections.abc import Iterable
+from typing import Any
+
 import orjson
 
 from .timestamps import format_rfc3339_ns
 
 
-def occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context):
+def occurrence_json(
+    error: Any, occurrence_uuid: str, timestamp_ns: int, severity: str, http_context: Any
+) -> bytes:
     """One occurrence as exported, as UTF-8 bytes."""
     return orjson.dumps(
         {
@@ -22,7 +27,9 @@ def occurrence_json(error, occurrence_uuid, timestamp_ns, severity, http_context
     )
 
 
-def render_export(target_uuid, aggregates):
+def render_export(
+    target_uuid: str | None, aggregates: Iterable[tuple[str, int, str, int, list[str]]]
+) -> bytes:
     """aggregates: (aggregation_key, total_count, severity, created_ns, [occurrence JSON, …])
     in export order. Returns the body as bytes."""
     parts = [b'{"aggregated_errors":[']

@@ -13,8 +13,10 @@ visible marker rather than losing the report. Everything else that does not fit 
 import json
 import re
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
+from typing import TYPE_CHECKING, Any, Self
 
 import orjson
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
@@ -23,6 +25,10 @@ from .fastload import compile_loader
 from .fitting import CUT_BY, cut_text, lines_cut, message_cause
 from .normalize import OCCURRENCE_NAMESPACE, normalize_push
 from .timestamps import GO_ZERO_TIME_NS, now_ns, parse_rfc3339_ns
+
+if TYPE_CHECKING:
+    from .occurrence_cache import OccurrenceCache
+    from .scrub.scrubber import Scrubber
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -35,7 +41,7 @@ NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 # Null and absent are the same for every optional field.
-OPTIONAL = {"allow_none": True, "load_default": None}
+OPTIONAL: dict[str, Any] = {"allow_none": True, "load_default": None}
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ class Limits:
     occurrence_bytes: int  # bytes of one occurrence's JSON; a larger one is cut (fitting.py)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(**{f.name: config[f"MAX_{f.name.upper()}"] for f in dataclass_fields(cls)})
 
 
@@ -60,11 +66,13 @@ class Text(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid string."}
 
-    def __init__(self, limit, **kwargs):
+    def __init__(self, limit: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limit = limit
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not str:
             raise self.make_error("invalid")
         return value if len(value) <= self.limit else cut_text(value, self.limit)
@@ -81,12 +89,14 @@ class Identifier(fields.Field):
         "nul": "Must not contain NUL characters.",
     }
 
-    def __init__(self, limit, allow_empty=False, **kwargs):
+    def __init__(self, limit: int, allow_empty: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limit = limit
         self.allow_empty = allow_empty
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not str:
             raise self.make_error("invalid")
         if not value and not self.allow_empty:
@@ -109,7 +119,9 @@ class Timestamp(fields.Field):
         "range": "Datetime out of range (years 1678 to 2261).",
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not str:
             raise self.make_error("invalid")
         ns = parse_rfc3339_ns(value)
@@ -130,7 +142,9 @@ class Count(fields.Field):
         "range": f"Must be between 0 and {MAX_COUNT}.",
     }
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not int:
             raise self.make_error("invalid")
         if not 0 <= value <= MAX_COUNT:
@@ -143,7 +157,9 @@ class Severity(fields.Field):
 
     default_error_messages = {"invalid": f"Must be one of: {', '.join(SEVERITIES)}."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if value == "":
             return None
         if type(value) is not str or value not in SEVERITIES:
@@ -160,12 +176,14 @@ class StackTrace(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid list.", "item": "Not a valid string."}
 
-    def __init__(self, limits, **kwargs):
+    def __init__(self, limits: Limits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.max_lines = limits.stacktrace_lines
         self.max_length = limits.text_length
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not list:
             raise self.make_error("invalid")
         if not value:
@@ -196,11 +214,13 @@ class HeaderMap(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid mapping."}
 
-    def __init__(self, limit, **kwargs):
+    def __init__(self, limit: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.limit = limit
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not dict:
             raise self.make_error("invalid")
         limit = self.limit
@@ -210,7 +230,7 @@ class HeaderMap(fields.Field):
         }
 
 
-def _header_text(value):
+def _header_text(value: Any) -> str:
     if type(value) is str:
         return value
     if value is None:
@@ -220,7 +240,7 @@ def _header_text(value):
     return _json_text(value)
 
 
-def _json_text(value):
+def _json_text(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:  # an integer beyond 64 bits, which only the standard library writes
@@ -233,7 +253,9 @@ class OccurrenceUUID(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid string."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
         if type(value) is not str:
             raise self.make_error("invalid")
         if _CANONICAL_UUID.match(value):
@@ -256,16 +278,18 @@ class CauseChain(fields.Field):
 
     default_error_messages = {"invalid": "Not a valid cause: an object, a string or null."}
 
-    def __init__(self, error_fields_schema, limits, **kwargs):
+    def __init__(self, error_fields_schema: Schema, limits: Limits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.load_error_fields = compile_loader(error_fields_schema)
         self.max_depth = limits.cause_depth
         self.text_limit = limits.text_length
 
-    def _deserialize(self, value, attr, data, **kwargs):
-        head = {}
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> Any:
+        head: dict[str, Any] = {}
         parent = head
-        path = []
+        path: list[str] = []
         while value is not None:
             if len(path) == self.max_depth:
                 loaded, value = (
@@ -289,7 +313,7 @@ class CauseChain(fields.Field):
         return head.get("cause")
 
 
-def _chain_length(value):
+def _chain_length(value: Any) -> int:
     length = 0
     while value is not None:
         length += 1
@@ -297,7 +321,7 @@ def _chain_length(value):
     return length
 
 
-def _nest(path, messages):
+def _nest(path: list[str], messages: Any) -> Any:
     for name in reversed(path):
         messages = {name: messages}
     return messages
@@ -309,7 +333,9 @@ class _Lenient(Schema):
         unknown = EXCLUDE
 
 
-def build_push_schema(limits, recent_occurrences=None):
+def build_push_schema(
+    limits: Limits, recent_occurrences: "OccurrenceCache | None" = None
+) -> Schema:
     """The push schema under the given limits; built once per app. Its compiled loader loads
     occurrences through recent_occurrences (occurrence_cache.py), when given."""
     text = limits.text_length
@@ -362,13 +388,15 @@ def build_push_schema(limits, recent_occurrences=None):
     return PushSchema()
 
 
-def build_push_loader(limits, scrubber, occurrence_cache=None):
+def build_push_loader(
+    limits: Limits, scrubber: "Scrubber", occurrence_cache: "OccurrenceCache | None" = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
     """load_push(document): the push validated under the limits, normalized (normalize.py) and
     scrubbed of secrets; raises marshmallow's ValidationError for a push that is not valid.
     Occurrences pushed again are not loaded again when occurrence_cache is given."""
     load = compile_loader(build_push_schema(limits, occurrence_cache))
 
-    def load_push(document):
+    def load_push(document: dict[str, Any]) -> dict[str, Any]:
         return normalize_push(
             load(document), now_ns(), scrubber.scrub_occurrence, limits.occurrence_bytes
         )

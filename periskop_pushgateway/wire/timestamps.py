@@ -22,7 +22,7 @@ _SECOND = timedelta(seconds=1)
 GO_ZERO_TIME_NS = -62135596800 * 10**9
 
 
-def parse_rfc3339_ns(text):
+def parse_rfc3339_ns(text: str) -> int | None:
     """Return nanoseconds since the epoch, or None when text is not RFC 3339."""
     # What clients send (UTC, "Z") is read by datetime's C parser, about three times as
     # fast; anything else (an offset, a leap second) by the general path.
@@ -48,7 +48,7 @@ def parse_rfc3339_ns(text):
     return _parse_general(text)
 
 
-def _parse_general(text):
+def _parse_general(text: str) -> int | None:
     match = _RFC3339.match(text)
     if match is None:
         return None
@@ -76,7 +76,7 @@ def _parse_general(text):
     return seconds * 10**9 + (int(fraction.ljust(9, "0")) if fraction else 0)
 
 
-def format_rfc3339_ns(ns):
+def format_rfc3339_ns(ns: int) -> str:
     """Format like Go's time.RFC3339Nano in UTC: trailing zeros of the fraction dropped."""
     seconds, nanos = divmod(ns, 10**9)
     text = (_EPOCH + timedelta(seconds=seconds)).isoformat()
@@ -85,5 +85,5 @@ def format_rfc3339_ns(ns):
     return text + "Z"
 
 
-def now_ns():
+def now_ns() -> int:
     return time.time_ns()

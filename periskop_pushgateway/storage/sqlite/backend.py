@@ -1,8 +1,11 @@
 """SQLite as the store uses it: the engine, and the pieces a write needs beside it."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import URL, Engine
 
 from ...config import sqlite_synchronous
 from .database_stamp import DatabaseStamp
@@ -29,14 +32,15 @@ class SqliteBackend:
     # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
     one_writer = True
 
-    def close(self):
+    def close(self) -> None:
         """Close this process's and this thread's own connections (reopened when needed)."""
         self.write_connections.close()
         self.database_stamp.close()
 
 
-def open_sqlite(url, config):
+def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, SqliteBackend]:
     """(engine, write_engine, SqliteBackend) for a SQLite URL."""
+    assert url.database is not None  # engines.database_url refuses a SQLite URL without one
     # Parsed again: tests pass settings to create_app as they are.
     synchronous = sqlite_synchronous(config["SQLITE_SYNCHRONOUS"])
     timeout_s = config["SQLITE_BUSY_TIMEOUT_MS"] / 1000

@@ -6,22 +6,33 @@ import contextlib
 import os
 import sqlite3
 import time
-from typing import NamedTuple
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import URL, Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from ..driver_sql import run_sql
 
+if TYPE_CHECKING:
+    from .wal_sync import WalSync
 
-def create_sqlite_engine(url, config, synchronous, wal_sync=None):
+
+def create_sqlite_engine(
+    url: URL, config: Mapping[str, Any], synchronous: str, wal_sync: "WalSync | None" = None
+) -> tuple[Engine, Callable[[], AbstractContextManager["DriverConnection"]]]:
+    assert url.database is not None  # engines.database_url refuses a SQLite URL without one
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
     wal_limit_bytes = config["SQLITE_WAL_LIMIT_BYTES"]
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
     path = os.path.abspath(url.database)
 
     @event.listens_for(engine, "connect")
-    def configure_connection(dbapi_connection, record):
+    def configure_connection(
+        dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry
+    ) -> None:
         # pysqlite's own transaction handling starts transactions late and never for DDL;
         # turning it off lets the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
@@ -38,7 +49,7 @@ def create_sqlite_engine(url, config, synchronous, wal_sync=None):
         cursor.close()
         record.info["file_identity"] = file_identity(path)
 
-    def begin(connection, sql):
+    def begin(connection: "Connection | DriverConnection", sql: str) -> None:
         """BEGIN on a connection (SQLAlchemy's, or a DriverConnection) whose file is still
         the one at the path. On the driver's cursor: every transaction begins here, and
         execute() would add a quarter to an empty one."""
@@ -46,14 +57,14 @@ def create_sqlite_engine(url, config, synchronous, wal_sync=None):
         run_sql(connection, sql)
 
     @event.listens_for(engine, "begin")
-    def begin_transaction(connection):
+    def begin_transaction(connection: Connection) -> None:
         # A write takes the lock up front (BEGIN IMMEDIATE): a deferred transaction that
         # read first could not upgrade to a write while another worker writes, and would
         # fail at once with "database is locked" instead of waiting its turn.
         begin(connection, connection.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     @contextlib.contextmanager
-    def driver_snapshot():
+    def driver_snapshot() -> Iterator[DriverConnection]:
         """A read transaction on a pooled connection's driver, for reads that run only
         DriverStatements: without SQLAlchemy's Connection and Transaction it costs half as
         much, and a push that changes nothing runs one."""
@@ -75,11 +86,11 @@ class DriverConnection(NamedTuple):
     """What a DriverStatement needs of a connection: the dialect, and the pooled DB-API
     connection (its cursor)."""
 
-    dialect: object
-    connection: object
+    dialect: Dialect
+    connection: PoolProxiedConnection
 
 
-def file_identity(path):
+def file_identity(path: str) -> tuple[int, int] | None:
     """(device, inode) of the file at path, or None when there is none."""
     try:
         stat = os.stat(path)
@@ -88,7 +99,7 @@ def file_identity(path):
     return stat.st_dev, stat.st_ino
 
 
-def main_file(connection):
+def main_file(connection: sqlite3.Connection | sqlite3.Cursor) -> str:
     """The database file as SQLite opened it (symbolic links followed): its WAL and its
     shared memory file are beside it. connection: a DB-API connection or cursor."""
     [main_file] = [
@@ -97,7 +108,7 @@ def main_file(connection):
     return main_file
 
 
-def check_same_file(path, opened):
+def check_same_file(path: str, opened: tuple[int, int] | None) -> None:
     """Refuse a transaction on a connection whose database file is no longer the one at the
     configured path (deleted, moved, replaced): SQLite would go on writing into the open,
     unlinked file, and every push it acknowledged would be lost at the next restart."""
@@ -113,7 +124,7 @@ def check_same_file(path, opened):
         )
 
 
-def use_wal(cursor, timeout):
+def use_wal(cursor: sqlite3.Cursor, timeout: float) -> None:
     """Put the database file in WAL mode (it stays so), so scrapes read while a push writes.
 
     Switching a new file to WAL needs an exclusive lock, and SQLite reports "database is

@@ -1,6 +1,8 @@
 """A resource each process opens for itself, on first use after a fork."""
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 
 class ProcessLocal:
@@ -11,13 +13,13 @@ class ProcessLocal:
     and keeps the inherited one referenced, never used nor closed: closing it would release
     the parent's locks."""
 
-    def __init__(self, open):
+    def __init__(self, open: Callable[[], Any]) -> None:
         self._open = open
-        self._value = None
-        self._pid = None
-        self._inherited = []
+        self._value: Any = None
+        self._pid: int | None = None
+        self._inherited: list[Any] = []
 
-    def get(self):
+    def get(self) -> Any:
         if self._pid != os.getpid():
             value = self._open()
             if self._value is not None:
@@ -25,7 +27,7 @@ class ProcessLocal:
             self._value, self._pid = value, os.getpid()
         return self._value
 
-    def release(self):
+    def release(self) -> Any:
         """This process's value, forgotten (the next get() opens another), or None when it
         opened none."""
         if self._pid != os.getpid():

@@ -28,14 +28,14 @@ from sqlalchemy.exc import OperationalError
 
 
 class WalSync:
-    def __init__(self):
+    def __init__(self) -> None:
         # Told by each new connection (database_opened): SQLite follows symbolic links in
         # the configured path, and puts the WAL file beside the file it opened.
-        self.wal_path = None
-        self.directory = None
+        self.wal_path: str | None = None
+        self.directory: str | None = None
         # (device, inode) of the WAL whose directory entry is on disk. Threads racing here
         # at most flush the directory once more.
-        self._synced_file = None
+        self._synced_file: tuple[int, int] | None = None
         # Commits this process made, and how many of them the last flush covered: a flush
         # started after a commit covers it, so a thread (or a held answer of the sync worker,
         # see flush_later.py) whose commit an earlier flush covered skips its own.
@@ -43,16 +43,16 @@ class WalSync:
         self._flushed = 0
         self._flushing = threading.Lock()
 
-    def committed(self):
+    def committed(self) -> None:
         """Told after each commit, while the write lock still serializes this process's
         writers."""
         self._committed += 1
 
-    def unflushed(self):
+    def unflushed(self) -> bool:
         """Whether a commit of this process is not yet known to be on disk."""
         return self._flushed < self._committed
 
-    def flush_commits(self):
+    def flush_commits(self) -> None:
         """Make every commit this process made so far durable (see __call__), unless a flush
         that started after the last of them already did."""
         ticket = self._committed
@@ -65,12 +65,12 @@ class WalSync:
             self()
             self._flushed = max(self._flushed, covered)
 
-    def database_opened(self, database_file):
+    def database_opened(self, database_file: str) -> None:
         """A connection opened database_file (its full path, as PRAGMA database_list says)."""
         self.wal_path = f"{database_file}-wal"
         self.directory = os.path.dirname(database_file)
 
-    def __call__(self):
+    def __call__(self) -> None:
         """Flush what was committed to the WAL file so far. When the disk does not take it,
         the commit may be lost: OperationalError, as for a database that fails (a 503, and
         the client pushes again)."""
@@ -79,7 +79,7 @@ class WalSync:
         except OSError as error:
             raise OperationalError("flush the WAL file", None, error) from error
 
-    def _sync(self):
+    def _sync(self) -> None:
         if self.wal_path is None:
             return  # no connection was ever opened: nothing was committed
         try:
@@ -96,7 +96,8 @@ class WalSync:
             self._sync_directory()
             self._synced_file = identity
 
-    def _sync_directory(self):
+    def _sync_directory(self) -> None:
+        assert self.directory is not None  # told with wal_path, before any commit
         fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
@@ -107,16 +108,16 @@ class WalSync:
 class NoSync:
     """The commit itself is durable (or, under NORMAL, is not meant to be): nothing to flush."""
 
-    def __call__(self):
+    def __call__(self) -> None:
         pass
 
-    def committed(self):
+    def committed(self) -> None:
         pass
 
-    def unflushed(self):
+    def unflushed(self) -> bool:
         return False
 
-    def flush_commits(self):
+    def flush_commits(self) -> None:
         pass
 
 

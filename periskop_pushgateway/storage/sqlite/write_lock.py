@@ -6,6 +6,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 
 from sqlalchemy.exc import OperationalError
 
@@ -26,7 +27,7 @@ class WriteLock:
     _FIRST_PAUSE_S = 0.0001
     _LONGEST_PAUSE_S = 0.001
 
-    def __init__(self, path, timeout_s):
+    def __init__(self, path: str, timeout_s: float) -> None:
         self.path = path
         self.timeout_s = timeout_s
         self._threads = threading.Lock()  # flock() does not exclude threads sharing the file
@@ -35,7 +36,7 @@ class WriteLock:
         self._file = ProcessLocal(self._open)
 
     @contextlib.contextmanager
-    def __call__(self):
+    def __call__(self) -> Iterator[None]:
         with self._threads:
             lock_file = self._file.get()
             self._acquire(lock_file)
@@ -44,14 +45,14 @@ class WriteLock:
             finally:
                 fcntl.flock(lock_file, fcntl.LOCK_UN)
 
-    def _open(self):
+    def _open(self) -> int:
         # Read-only: flock() needs no more, and the file system stays free to be remounted.
         try:
             return os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as error:
             raise OperationalError("open the write lock", None, error) from error
 
-    def _acquire(self, lock_file):
+    def _acquire(self, lock_file: int) -> None:
         deadline = time.monotonic() + self.timeout_s
         pause = self._FIRST_PAUSE_S
         while True:

@@ -1,7 +1,13 @@
 """The HTTP endpoints, one blueprint each; they translate HTTP to store calls and back."""
 
+from typing import TYPE_CHECKING
+
 from flask import current_app
 from werkzeug.routing import BaseConverter
+
+if TYPE_CHECKING:
+    from ...app import Gateway
+    from ...storage.store import Store
 
 
 class GroupNameConverter(BaseConverter):
@@ -24,10 +30,10 @@ class KeyDigestConverter(BaseConverter):
 
     regex = r"[0-9a-f]{32}"
 
-    def to_python(self, value):
+    def to_python(self, value: str) -> bytes:
         return bytes.fromhex(value)
 
-    def to_url(self, value):
+    def to_url(self, value: bytes) -> str:
         return value.hex()
 
 
@@ -35,10 +41,10 @@ class KeyDigestConverter(BaseConverter):
 PAGE_BLUEPRINTS = ("pages", "page_actions")
 
 
-def current_gateway():
+def current_gateway() -> "Gateway":
     """The app's Gateway (app.py): its store and its push loader."""
     return current_app.extensions["periskop_pushgateway"]
 
 
-def current_store():
+def current_store() -> "Store":
     return current_gateway().store

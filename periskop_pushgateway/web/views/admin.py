@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from ... import __version__
 from ...config import SETTINGS
@@ -26,7 +26,7 @@ _SHOWN_SETTINGS = [
 # Merging slashes would redirect /-/errors//key (a key "/key") to the error "key": another one.
 @blueprint.delete("/-/errors/<key:aggregation_key>", merge_slashes=False)
 @blueprint.delete("/services/<group:group>/-/errors/<key:aggregation_key>", merge_slashes=False)
-def resolve(aggregation_key, group=DEFAULT_GROUP):
+def resolve(aggregation_key: str, group: str = DEFAULT_GROUP) -> Response:
     # No stored key holds a NUL (a push with one is rejected), and PostgreSQL refuses one even
     # in a query.
     if "\x00" in aggregation_key or not current_gateway().store.resolve(group, aggregation_key):
@@ -42,7 +42,7 @@ _RESOLVE_BODY_BYTES = 64 * 1024
 
 @blueprint.post("/-/resolve")
 @blueprint.post("/services/<group:group>/-/resolve")
-def resolve_named(group=DEFAULT_GROUP):
+def resolve_named(group: str = DEFAULT_GROUP) -> Response:
     body = read_push_body(
         request, _RESOLVE_BODY_BYTES, current_app.config["BODY_READ_TIMEOUT_SECONDS"]
     )
@@ -57,7 +57,7 @@ def resolve_named(group=DEFAULT_GROUP):
 
 @blueprint.delete("/-/errors")
 @blueprint.delete("/services/<group:group>")
-def wipe(group=DEFAULT_GROUP):
+def wipe(group: str = DEFAULT_GROUP) -> Response:
     target_uuid = current_gateway().store.wipe(group)
     if target_uuid is None:
         abort(404, f"Nothing was ever pushed to {describe_group(group)}.")
@@ -66,7 +66,7 @@ def wipe(group=DEFAULT_GROUP):
 
 
 @blueprint.get("/-/status")
-def status():
+def status() -> Response:
     rows, size = current_gateway().store.status()
     return jsonify(
         version=__version__,

@@ -16,7 +16,7 @@ _PIECE_BYTES = 256 * 1024
 @blueprint.get("/-/errors/")
 @blueprint.get("/services/<group:group>/-/errors")
 @blueprint.get("/services/<group:group>/-/errors/")
-def export(group=DEFAULT_GROUP):
+def export(group: str = DEFAULT_GROUP) -> Response:
     # The Periskop server's HTTP client (Go's) asks for gzip: a scrape of a large group then
     # sends a fraction of the bytes, compressed once per change of the group.
     encoding = "gzip" if request.accept_encodings["gzip"] else None

@@ -13,7 +13,7 @@ blueprint = Blueprint("health", __name__)
 
 
 @blueprint.get("/-/health")
-def health():
+def health() -> Response:
     try:
         current_store().healthy()
     except SQLAlchemyError as error:

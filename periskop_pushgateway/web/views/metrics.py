@@ -9,6 +9,6 @@ blueprint = Blueprint("metrics", __name__)
 
 
 @blueprint.get("/metrics")
-def metrics():
+def metrics() -> Response:
     body, content_type = render_metrics(current_store())
     return Response(body, content_type=content_type)

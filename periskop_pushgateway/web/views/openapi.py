@@ -8,5 +8,5 @@ blueprint = Blueprint("openapi", __name__)
 
 
 @blueprint.get("/openapi.json")
-def openapi_document():
+def openapi_document() -> Response:
     return Response(openapi_json(current_app), mimetype="application/json")

@@ -6,6 +6,7 @@ and are off with the admin API (auth.py); they change the store as the admin API
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request
 
@@ -13,6 +14,10 @@ from ...groups import DEFAULT_GROUP, describe_group
 from ...storage import browse
 from ..form_tokens import FormTokens
 from . import current_store, page_common
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+    from werkzeug.wrappers import Response
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +29,7 @@ _TOKENS = "periskop_pushgateway.web.form_tokens"
 
 @blueprint.route("/-/keys/<digest:digest>/resolve", methods=["GET", "POST"])
 @blueprint.route("/services/<group:group>/-/keys/<digest:digest>/resolve", methods=["GET", "POST"])
-def resolve(digest, group=DEFAULT_GROUP):
+def resolve(digest: bytes, group: str = DEFAULT_GROUP) -> "ResponseReturnValue":
     found = browse.key_detail(current_store(), group, digest)
     if found is None or found.aggregate.hidden:
         abort(404, f"No exported key with this digest in {describe_group(group)}.")
@@ -40,7 +45,7 @@ def resolve(digest, group=DEFAULT_GROUP):
 
 @blueprint.route("/-/wipe", methods=["GET", "POST"])
 @blueprint.route("/services/<group:group>/-/wipe", methods=["GET", "POST"])
-def wipe(group=DEFAULT_GROUP):
+def wipe(group: str = DEFAULT_GROUP) -> "ResponseReturnValue":
     if request.method == "GET":
         found = browse.find_group(current_store(), group)
         if found is None:
@@ -54,12 +59,12 @@ def wipe(group=DEFAULT_GROUP):
     return _back_to_group(group, "wiped")
 
 
-def _confirm(action, group, digest="", **shown):
+def _confirm(action: str, group: str, digest: str = "", **shown: Any) -> str:
     token = _tokens().issue(action, group, digest)
     return render_template("pages/confirm.html", action=action, group=group, token=token, **shown)
 
 
-def _check_token(action, group, digest=""):
+def _check_token(action: str, group: str, digest: str = "") -> None:
     if not _tokens().valid(request.form.get("token"), action, group, digest):
         abort(
             400,
@@ -68,12 +73,12 @@ def _check_token(action, group, digest=""):
         )
 
 
-def _back_to_group(group, done):
+def _back_to_group(group: str, done: str) -> "Response":
     # 303: the browser follows with a GET, and reloading that page repeats nothing.
     return redirect(page_common.page_url("pages.group_page", group, done=done), 303)
 
 
-def _tokens():
+def _tokens() -> FormTokens:
     tokens = current_app.extensions.get(_TOKENS)
     if tokens is None:
         tokens = current_app.extensions[_TOKENS] = FormTokens(

@@ -5,6 +5,7 @@ as the export does (auth.py).
 """
 
 from flask import Blueprint, abort, current_app, render_template, request
+from werkzeug.datastructures import MultiDict
 
 from ...groups import DEFAULT_GROUP, describe_group
 from ...storage import browse
@@ -29,7 +30,7 @@ FOLD_LINES = 20
 # How far back the overview counts rejected pushes.
 REJECTIONS_SINCE_NS = 24 * 3600 * 10**9
 # What an admin form's redirect says it did (page_actions.py).
-NOTICES = {
+NOTICES: dict[str | None, str] = {
     "resolved": "Resolved: the key left the export. Its count is kept; it comes back when it "
     "happens again.",
     "wiped": "Wiped: every key of the group is gone, and it exports a new target_uuid.",
@@ -37,14 +38,14 @@ NOTICES = {
 
 
 @blueprint.get("/")
-def overview():
+def overview() -> str:
     groups = browse.overview(current_store(), now_ns() - REJECTIONS_SINCE_NS)
     return render_template("pages/overview.html", groups=groups)
 
 
 @blueprint.get("/-/keys")
 @blueprint.get("/services/<group:group>/-/keys")
-def group_page(group=DEFAULT_GROUP):
+def group_page(group: str = DEFAULT_GROUP) -> str:
     key_filter, page = _key_filter(request.args)
     found = browse.keys_page(current_store(), group, key_filter, page, PAGE_SIZE)
     if found is None:
@@ -65,7 +66,7 @@ def group_page(group=DEFAULT_GROUP):
 
 @blueprint.get("/-/keys/<digest:digest>")
 @blueprint.get("/services/<group:group>/-/keys/<digest:digest>")
-def key_page(digest, group=DEFAULT_GROUP):
+def key_page(digest: bytes, group: str = DEFAULT_GROUP) -> str:
     found = browse.key_detail(current_store(), group, digest)
     if found is None:
         abort(404, f"No such key in {describe_group(group)}.")
@@ -77,7 +78,7 @@ def key_page(digest, group=DEFAULT_GROUP):
     )
 
 
-def _key_filter(args):
+def _key_filter(args: MultiDict[str, str]) -> tuple[browse.KeyFilter, int]:
     """(KeyFilter, page) from the group page's query; 400 for anything it cannot mean."""
     sort = args.get("sort", "last_seen")
     if sort not in browse.SORTS:

@@ -20,12 +20,12 @@ blueprint = Blueprint("probes", __name__)
 
 
 @blueprint.get("/-/healthy")
-def healthy():
+def healthy() -> Response:
     return Response("OK", mimetype="text/plain")
 
 
 @blueprint.get("/-/ready")
-def ready():
+def ready() -> Response:
     try:
         problem = schema_problem(current_store().engine)
     except SQLAlchemyError as error:
@@ -37,5 +37,5 @@ def ready():
     return Response("OK", mimetype="text/plain")
 
 
-def _not_ready(reason):
+def _not_ready(reason: str) -> Response:
     return Response(f"not ready: {reason}\n", status=503, mimetype="text/plain")

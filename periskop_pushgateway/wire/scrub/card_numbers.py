@@ -20,12 +20,12 @@ _CANDIDATE = re.compile(
 )
 
 
-def _mask(match, replacement):
+def _mask(match: re.Match[str], replacement: str) -> str:
     digits = re.sub(r"[ -]", "", match.group())
     return replacement if luhn.is_valid(digits) else match.group()
 
 
-def mask_card_numbers(text, replacement):
+def mask_card_numbers(text: str | None, replacement: str) -> str | None:
     """text with every number that looks like a payment card replaced."""
     if text is None or _CANDIDATE.search(text) is None:
         return text

@@ -2,6 +2,9 @@
 headers, fields with secret names in the URL and body (secret_fields.py), and payment card
 numbers in messages, URL and body (card_numbers.py)."""
 
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
 from ..fitting import copy_error
 from .card_numbers import mask_card_numbers
 from .secret_fields import DEFAULT_SECRET_NAMES, DEFAULT_SECRET_SUBSTRINGS, SecretFields
@@ -35,7 +38,7 @@ FILTERED = "[Filtered]"
 _REMEMBERED = 4096
 
 
-def header_key(name):
+def header_key(name: str) -> str:
     """Header names compare case-insensitively, without surrounding white space, with "_" as
     "-", and in every form a client may have captured them: plain, CGI and Rack's
     (HTTP_AUTHORIZATION, as the Ruby client sends them) and Apache's after an internal
@@ -46,36 +49,36 @@ def header_key(name):
     return name.removeprefix("http-")
 
 
-def is_reported(name):
+def is_reported(name: str) -> bool:
     """Whether the gateway's report of a rejected push keeps this request header."""
     return header_key(name) in REPORTED_HEADERS
 
 
-def _names(setting):
+def _names(setting: str) -> list[str]:
     return [name.strip() for name in setting.split(",") if name.strip()]
 
 
 class Scrubber:
     def __init__(
         self,
-        extra_headers=(),
-        drop_request_body=False,
-        extra_fields=(),
-        default_fields=True,
-        card_numbers=True,
-    ):
+        extra_headers: Iterable[str] = (),
+        drop_request_body: bool = False,
+        extra_fields: Iterable[str] = (),
+        default_fields: bool = True,
+        card_numbers: bool = True,
+    ) -> None:
         self._sensitive = frozenset(
             header_key(name) for name in (*DEFAULT_SENSITIVE_HEADERS, *extra_headers)
         )
         self.drop_request_body = drop_request_body
-        self._verdicts = {}
+        self._verdicts: dict[str, bool] = {}
         substrings = (*(DEFAULT_SECRET_SUBSTRINGS if default_fields else ()), *extra_fields)
         names = DEFAULT_SECRET_NAMES if default_fields else ()
         self.fields = SecretFields(substrings, names, FILTERED)
         self.card_numbers = card_numbers
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> Self:
         return cls(
             _names(config["SCRUB_HEADERS"]),
             config["DROP_REQUEST_BODY"],
@@ -84,7 +87,7 @@ class Scrubber:
             config["SCRUB_CARD_NUMBERS"],
         )
 
-    def is_sensitive(self, name):
+    def is_sensitive(self, name: str) -> bool:
         verdict = self._verdicts.get(name)
         if verdict is None:
             verdict = header_key(name) in self._sensitive
@@ -92,7 +95,7 @@ class Scrubber:
                 self._verdicts[name] = verdict
         return verdict
 
-    def scrub_occurrence(self, occurrence):
+    def scrub_occurrence(self, occurrence: dict[str, Any]) -> dict[str, Any]:
         """A scrubbed copy of a loaded occurrence: its http_context, and card numbers in the
         messages of its error and causes. The loaded occurrence is left as it is: pushes that
         repeat it share it (occurrence_cache.py)."""
@@ -104,7 +107,7 @@ class Scrubber:
                 error = error["cause"]
         return scrubbed
 
-    def scrub(self, http_context):
+    def scrub(self, http_context: Mapping[str, Any] | None) -> dict[str, Any] | None:
         """A copy of a pushed http_context with sensitive header values replaced by
         [Filtered], as are secret fields of its URL and body and card numbers in them; without
         its body when so configured."""

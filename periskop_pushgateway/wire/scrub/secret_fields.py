@@ -3,6 +3,8 @@ user info) and in a JSON or form-encoded request body, as Sentry scrubs them by 
 
 import json
 import re
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import unquote_plus
 
 # Sentry's server-side default: a field is secret when its name contains one of these,
@@ -36,13 +38,13 @@ _JSON_MEMBER = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^\s
 _USER_INFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):([^/?#@]*)@")
 
 
-def _folded(name):
+def _folded(name: str) -> str:
     """Names compare case-insensitively, with "-" and "_" alike."""
     return name.lower().replace("-", "_")
 
 
 class SecretFields:
-    def __init__(self, substrings, names, replacement):
+    def __init__(self, substrings: Iterable[str], names: Iterable[str], replacement: str) -> None:
         self.replacement = replacement
         self._names = frozenset(_folded(name) for name in names)
         # Substring tests (str's own search) rather than one regular expression of them all:
@@ -52,15 +54,15 @@ class SecretFields:
         # without being parsed.
         self._mentioned = (*self._substrings, *self._names)
 
-    def is_secret(self, name):
+    def is_secret(self, name: str) -> bool:
         folded = _folded(name)
         return folded in self._names or any(part in folded for part in self._substrings)
 
-    def _mentions(self, text):
+    def _mentions(self, text: str) -> bool:
         folded = _folded(text)
         return any(name in folded for name in self._mentioned)
 
-    def scrub_url(self, url):
+    def scrub_url(self, url: str | None) -> str | None:
         if url is None:
             return None
         if "@" in url:
@@ -78,7 +80,7 @@ class SecretFields:
             + (self.scrub_pairs(fragment) if "=" in fragment else fragment)
         )
 
-    def scrub_pairs(self, text):
+    def scrub_pairs(self, text: str) -> str:
         """name=value&… with the values of secret names replaced, the rest as it was."""
         parts = text.split("&")
         changed = False
@@ -89,7 +91,7 @@ class SecretFields:
                 changed = True
         return "&".join(parts) if changed else text
 
-    def scrub_body(self, body):
+    def scrub_body(self, body: str | None) -> str | None:
         if body is None or not self._mentions(body):
             return body
         if body.lstrip()[:1] in ("{", "["):
@@ -104,12 +106,12 @@ class SecretFields:
             return self.scrub_pairs(body)
         return body
 
-    def _scrub_member(self, match):
+    def _scrub_member(self, match: re.Match[str]) -> str:
         if not self.is_secret(match.group(1)):
             return match.group()
         return f'"{match.group(1)}"{match.group(2)}"{self.replacement}"'
 
-    def _scrub_json(self, document):
+    def _scrub_json(self, document: Any) -> bool:
         """Replace, in place, the value of every member whose name is secret, however deep;
         returns whether any was."""
         changed = False
