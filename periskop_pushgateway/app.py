@@ -13,7 +13,7 @@ from .config_check import check_config
 from .errors import register_error_handlers
 from .log_format import formatter
 from .server.malloc_tuning import return_freed_memory
-from .services.housekeeping import Maintenance
+from .services.housekeeping import Housekeeping
 from .services.push_cache import PushCache
 from .storage.engines import open_database
 from .storage.export_cache import ExportFileCache
@@ -46,7 +46,7 @@ class Gateway:
     """What the views need, built once per app."""
 
     store: Store
-    maintenance: Maintenance
+    housekeeping: Housekeeping
     load_push: Callable[[dict], dict]
     scrubber: Scrubber
     # Pushes this worker accepted lately, by body (see push_cache.py).
@@ -77,7 +77,7 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
     store = Store(database, StoreSettings.from_config(config), ExportFileCache.from_config(config))
     app.extensions["periskop_pushgateway"] = Gateway(
         store=store,
-        maintenance=Maintenance(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),
+        housekeeping=Housekeeping(store, config["PRUNE_INTERVAL_SECONDS"] * 10**9),
         load_push=build_push_loader(Limits.from_config(config), scrubber, OccurrenceCache()),
         scrubber=scrubber,
     )

@@ -117,7 +117,7 @@ def prune() -> None:
     """Prune once now (retention, counter cap, key cap): for cron, when pushes are rare."""
     from .app import create_app
 
-    pruned = create_app().extensions["periskop_pushgateway"].maintenance.run()
+    pruned = create_app().extensions["periskop_pushgateway"].housekeeping.run()
     click.echo(" ".join(f"{name}={count}" for name, count in pruned.items()))
 
 

@@ -125,7 +125,8 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     "PRUNE_INTERVAL_SECONDS": (
         60,
         _positive_integer,
-        "How often each worker prunes during pushes (retention, counters, key cap).",
+        "How often the gateway prunes (retention, counters, key cap), in a thread of its "
+        "own: one worker at a time, no request waiting for it.",
     ),
     "MAX_BODY_BYTES": (
         10 * 1024 * 1024,

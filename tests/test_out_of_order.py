@@ -105,12 +105,12 @@ def gateway(make_app):
 def test_counts_and_occurrences_are_the_same_whatever_the_order_of_arrival(gateway, delivery):
     pushes, truth = delivery
     app = gateway
-    client, maintenance = app.test_client(), app.extensions["periskop_pushgateway"].maintenance
+    client, housekeeping = app.test_client(), app.extensions["periskop_pushgateway"].housekeeping
     group = next(groups)
     checker = ScrapeChecker()
     for body in pushes:
         if body is None:
-            maintenance.run()
+            housekeeping.run()
         else:
             response = post(client, json.dumps(body), group)
             assert response.status_code == 200, response.data

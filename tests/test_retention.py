@@ -34,12 +34,13 @@ def gateway(make_app, clock):
 def test_an_error_unchanged_past_retention_leaves_the_export_and_returns_counting_on(
     gateway, clock
 ):
-    client, _ = gateway()
+    client, gateway_ = gateway()
     checker = ScrapeChecker()
     post(client, push_body(aggregate("k", 3, [occurrence("first")]), target_uuid="p"))
     checker.observe(scrape(client))
     clock.advance(8 * DAY)
-    post(client, push_body(aggregate("other", 1)))  # a push lets the worker prune
+    post(client, push_body(aggregate("other", 1)))
+    gateway_.housekeeping.run_if_due()  # the worker's housekeeping thread, at its next tick
     checker.observe(scrape(client))
     assert "k" not in counts(scrape(client))
 
@@ -55,7 +56,7 @@ def test_a_cumulative_repush_without_news_does_not_bring_an_error_back(gateway, 
     client, gateway_ = gateway()
     post(client, push_body(aggregate("k", 3), target_uuid="p"))
     clock.advance(8 * DAY)
-    gateway_.maintenance.run()
+    gateway_.housekeeping.run()
     post(client, push_body(aggregate("k", 3), target_uuid="p"))
     assert "k" not in counts(scrape(client))
 
@@ -64,7 +65,7 @@ def test_retention_zero_keeps_errors_forever(gateway, clock):
     client, gateway_ = gateway(RETENTION_SECONDS=0)
     post(client, push_body(aggregate("k", 3)))
     clock.advance(400 * DAY)
-    gateway_.maintenance.run()
+    gateway_.housekeeping.run()
     assert counts(scrape(client)) == {"k": 3}
 
 
@@ -75,13 +76,13 @@ def test_a_long_lived_process_quiet_for_days_is_not_counted_again(gateway, clock
     post(client, push_body(aggregate("k", 5), target_uuid="web-1"))
     for _ in range(3):
         clock.advance(3 * DAY)
-        gateway_.maintenance.run()
+        gateway_.housekeeping.run()
         post(client, push_body(aggregate("k", 5), target_uuid="web-1"))
     post(client, push_body(aggregate("k", 6), target_uuid="web-1"))
     assert counts(scrape(client)) == {"k": 6}
 
     clock.advance(30 * DAY)  # past retention: the error leaves the export, its counter stays
-    gateway_.maintenance.run()
+    gateway_.housekeeping.run()
     post(client, push_body(aggregate("k", 6), target_uuid="web-1"))
     assert counts(scrape(client)) == {}
     post(client, push_body(aggregate("k", 7), target_uuid="web-1"))
@@ -96,7 +97,7 @@ def test_counters_beyond_the_cap_are_evicted_least_recently_pushed_first(gateway
         post(client, push_body(aggregate("k", 1), target_uuid=process), group="g")
         clock.advance(DAY)  # more than planning.COUNTER_TOUCH_NS: p1's push below is newer
     post(client, push_body(aggregate("k", 1), aggregate("j", 1), target_uuid="p1"), group="g")
-    pruned = gateway_.maintenance.run()
+    pruned = gateway_.housekeeping.run()
     assert pruned["evicted_counters"] == 2  # 5 counters (p1 has two): p2's and p3's go
     assert counts(scrape(client, "g")) == {"k": 4, "j": 1}
     for process in ("p1", "p4"):  # remembered: nothing added
@@ -118,7 +119,7 @@ def test_keys_past_the_cap_are_dropped_counted_and_reported(gateway, clock):
     assert counts(scrape(client, "g")) == {"k0": 1, "k1": 5, "k2": 1}
 
     clock.advance(61 * 10**9)
-    post(client, push_body(aggregate("k0", 1)), group="g")  # the next prune reports the drops
+    gateway_.housekeeping.run_if_due()  # the next housekeeping reports the drops
     report = by_key(scrape(client))["KeysDropped@periskop-pushgateway"]
     assert report["total_count"] == 3
     assert "group 'g'" in report["latest_errors"][0]["error"]["message"]
@@ -132,7 +133,7 @@ def test_hidden_errors_beyond_the_cap_are_evicted_oldest_first(gateway, clock):
         for key in keys:
             assert client.delete(f"/services/g/-/errors/{key}").status_code == 200
         clock.advance(DAY)
-    gateway_.maintenance.run()
+    gateway_.housekeeping.run()
     status = client.get("/-/status").get_json()
     [group] = [g for g in status["groups"] if g["name"] == "g"]
     assert group == {**group, "exported_keys": 0, "stored_keys": 2}
@@ -141,14 +142,18 @@ def test_hidden_errors_beyond_the_cap_are_evicted_oldest_first(gateway, clock):
     assert counts(scrape(client, "g")) == {"a2": 2, "a0": 1}
 
 
-def test_pruning_happens_during_pushes_at_most_once_per_interval(gateway, clock):
-    client, _ = gateway(PRUNE_INTERVAL_SECONDS=2 * 86400, RETENTION_SECONDS=86400)
-    post(client, push_body(aggregate("a", 1)))  # prunes now, next in two days
+def test_housekeeping_prunes_at_most_once_per_interval(gateway, clock):
+    client, gateway_ = gateway(PRUNE_INTERVAL_SECONDS=2 * 86400, RETENTION_SECONDS=86400)
+    housekeeping = gateway_.housekeeping
+    post(client, push_body(aggregate("a", 1)))
+    assert housekeeping.run_if_due() is not None  # prunes now, next in two days
     clock.advance(DAY * 3 // 2)
     post(client, push_body(aggregate("b", 1)))
+    assert housekeeping.run_if_due() is None
     assert counts(scrape(client)) == {"a": 1, "b": 1}  # "a" expired, not yet pruned
     clock.advance(DAY * 6 // 10)
     post(client, push_body(aggregate("c", 1)))
+    assert housekeeping.run_if_due() is not None
     assert counts(scrape(client)) == {"b": 1, "c": 1}
 
 
@@ -226,7 +231,7 @@ def test_storage_stays_bounded_over_simulated_months(gateway, clock, database_ur
                 clock.now,
             )
             store.ingest("batch", push)
-            gateway_.maintenance.after_push()
+            gateway_.housekeeping.run_if_due()
             clock.advance(DAY // processes_per_day)
         rows = row_counts(store)
         assert rows["aggregates"] <= 2 * cap
@@ -280,7 +285,7 @@ def test_groups_that_export_nothing_are_deleted_after_retention(gateway, clock):
     clock.advance(6 * DAY)
     post(client, push_body(aggregate("k", 2)), group="active")
     clock.advance(2 * DAY)  # "old" is past retention: its key expires, then the group goes
-    pruned = gateway_.maintenance.run()
+    pruned = gateway_.housekeeping.run()
     assert pruned["deleted_groups"] == 1
     assert pruned["evicted_aggregates"] == 1
     names = {g["name"] for g in client.get("/-/status").get_json()["groups"]}

@@ -96,6 +96,7 @@ def full_group(tmp_path_factory):
     app = create_app({"DATABASE_URL": database_url, "SQLITE_SYNCHRONOUS": "OFF"})
     store = app.extensions["periskop_pushgateway"].store
     store.clock = clock
+    app.extensions["periskop_pushgateway"].housekeeping.in_background = False  # prunes below
     client = app.test_client()
 
     def push_keys(first, per_key=PER_KEY):

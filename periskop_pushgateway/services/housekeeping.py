@@ -1,10 +1,15 @@
-"""Keeping storage bounded without a separate daemon: each worker prunes at most once per
-interval, right after a push it served, and reports the keys the cap dropped meanwhile."""
+"""Keeping storage bounded without a separate daemon, and without a request waiting for it:
+each process that serves pushes runs a housekeeping thread of its own, which prunes once per
+interval and reports the keys the cap dropped meanwhile. At most one process of the gateway
+prunes at a time (the backend's housekeeping turn); the others skip their turn."""
 
 import logging
+import os
 import threading
 from collections import Counter
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
 from ..groups import describe_group
@@ -15,37 +20,81 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How often the thread looks whether a prune is due: a due prune starts within this long.
+TICK_SECONDS = 1.0
 
-class Maintenance:
+
+class Housekeeping:
     def __init__(self, store: "Store", interval_ns: int) -> None:
         self.store = store
         self.interval_ns = interval_ns
         self._due_ns = 0
-        self._dropped: Counter[str] = Counter()  # group name -> keys dropped since the last report
-        # One thread of a worker prunes; the others go on answering.
-        self._running = threading.Lock()
+        # group name -> keys dropped since the last report; requests add, the thread takes.
+        self._dropped: Counter[str] = Counter()
+        self._dropped_lock = threading.Lock()
+        self._thread_pid: int | None = None
+        self._starting = threading.Lock()
+        # False: no thread is started, and run_if_due is called by whoever moves the store's
+        # clock (tests that simulate days).
+        self.in_background = True
 
-    def note_dropped_keys(self, group: str, count: int) -> None:
-        if count:
-            self._dropped[group] += count
+    def note_push(self, group: str, dropped_keys: int) -> None:
+        """Told after every accepted push: what the key cap dropped. Starts this process's
+        housekeeping thread on the first push it serves (a forked worker has none)."""
+        if dropped_keys:
+            with self._dropped_lock:
+                self._dropped[group] += dropped_keys
+        if self._thread_pid != os.getpid() and self.in_background:
+            self._start()
 
-    def after_push(self) -> None:
-        now = self.store.clock()
-        if now >= self._due_ns and self._running.acquire(blocking=False):
+    def _start(self) -> None:
+        with self._starting:
+            if self._thread_pid == os.getpid():
+                return
+            self._thread_pid = os.getpid()
+            thread = threading.Thread(target=self._loop, name="housekeeping", daemon=True)
+            thread.start()
+
+    def _loop(self) -> None:
+        stop = threading.Event()  # never set: the thread ends with its process
+        while not stop.wait(TICK_SECONDS):
             try:
-                if now >= self._due_ns:  # no other thread pruned meanwhile
-                    self._due_ns = now + self.interval_ns
-                    self.run()
-            finally:
-                self._running.release()
+                self.run_if_due()
+            except SQLAlchemyError as error:
+                # The database is unavailable: the next tick tries again.
+                log.warning("housekeeping failed: %s", error)
+            except Exception:  # noqa: BLE001 - the thread must outlive any one failure
+                log.exception("housekeeping failed")
+
+    def run_if_due(self) -> dict[str, int] | None:
+        """When the interval has passed since this process last looked: report the keys
+        dropped meanwhile, and prune unless another process of the gateway is pruning; what
+        it pruned, or None."""
+        now = self.store.clock()
+        if now < self._due_ns:
+            return None
+        self._due_ns = now + self.interval_ns
+        self.report_dropped_keys()
+        with self.store.backend.housekeeping_turn() as taken:
+            return self.prune() if taken else None
 
     def run(self) -> dict[str, int]:
+        """Prune now, and report the keys dropped since the last report."""
+        pruned = self.prune()
+        self.report_dropped_keys()
+        return pruned
+
+    def prune(self) -> dict[str, int]:
         pruned = self.store.prune()
         for kind, count in pruned.items():
             metrics.PRUNED_ROWS.labels(kind).inc(count)
         if any(pruned.values()):
             log.info("pruned %s", " ".join(f"{name}={count}" for name, count in pruned.items()))
-        dropped, self._dropped = self._dropped, Counter()
+        return pruned
+
+    def report_dropped_keys(self) -> None:
+        with self._dropped_lock:
+            dropped, self._dropped = self._dropped, Counter()
         for group, count in sorted(dropped.items()):
             message = (
                 f"{count} new aggregation keys pushed to {describe_group(group)} were not "
@@ -54,4 +103,3 @@ class Maintenance:
             )
             log.warning("%s", message)
             report(self.store, "KeysDropped", message, count=count)
-        return pruned

@@ -84,8 +84,7 @@ def accept_push(gateway: "Gateway", request: "Request", group: str, app: "Flask"
     cache.add(body_key, pushed)  # type: ignore[arg-type]
     if remembered is None:  # a remembered body's counts were noted when it was accepted
         cache.note_counts(group, pushed)  # type: ignore[arg-type]
-    gateway.maintenance.note_dropped_keys(group, summary.dropped_keys)
-    gateway.maintenance.after_push()
+    gateway.housekeeping.note_push(group, summary.dropped_keys)
     acknowledge = partial(_acknowledge, request.remote_addr, group, pushed, summary, started)  # type: ignore[arg-type]
     # A commit of this worker not known to be on disk (this push's, or one whose flush
     # failed and that this push found stored) is flushed before the push is acknowledged.

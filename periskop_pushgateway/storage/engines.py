@@ -64,6 +64,27 @@ class ServerBackend:
     database_stamp = None
     one_writer = False
 
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @contextlib.contextmanager
+    def housekeeping_turn(self) -> Iterator[bool]:
+        """True inside when this process holds housekeeping's turn among every process of
+        every instance on the database (PostgreSQL's advisory lock), False when another
+        does. Other databases: always this process's turn."""
+        if self._engine.dialect.name != "postgresql":
+            yield True
+            return
+        with self._engine.connect() as connection:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+            key = {"key": _POSTGRESQL_HOUSEKEEPING_LOCK}
+            taken = connection.execute(text("SELECT pg_try_advisory_lock(:key)"), key).scalar()
+            try:
+                yield bool(taken)
+            finally:
+                if taken:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+
     def close(self) -> None:
         pass
 
@@ -86,7 +107,7 @@ def open_database(config: Mapping[str, Any]) -> Database:
         engine, write_engine, backend = open_sqlite(url, config)
     else:
         engine = write_engine = create_engine(url, pool_pre_ping=True)
-        backend = ServerBackend()
+        backend = ServerBackend(engine)
     # A pooled connection must never be shared by a forked gunicorn worker and its parent.
     engine_ref = weakref.ref(engine)
     os.register_at_fork(after_in_child=lambda: _forget_pool(engine_ref))
@@ -109,6 +130,7 @@ def snapshot_options(connection: Connection) -> dict[str, Any]:
 
 # Any constant will do: it only has to be the same in every process of this gateway.
 _POSTGRESQL_MIGRATION_LOCK = 0x7065726973
+_POSTGRESQL_HOUSEKEEPING_LOCK = _POSTGRESQL_MIGRATION_LOCK + 1
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ from ...config import sqlite_synchronous
 from .database_stamp import DatabaseStamp
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
+from .turn_lock import TurnLock
 from .wal_sync import NO_SYNC, NoSync, WalSync
 from .write_lock import WriteLock
 
@@ -29,6 +30,8 @@ class SqliteBackend:
     driver_snapshot: Callable
     # Changes whenever anything may have been committed, by any process.
     database_stamp: DatabaseStamp
+    # Housekeeping's turn: one process of the gateway at a time.
+    housekeeping_turn: TurnLock
     # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
     one_writer = True
 
@@ -58,5 +61,6 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
         write_connections=ThreadConnections(write_engine),
         driver_snapshot=driver_snapshot,
         database_stamp=DatabaseStamp(path, timeout_s),
+        housekeeping_turn=TurnLock(f"{url.database}.housekeeping"),
     )
     return engine, write_engine, backend
