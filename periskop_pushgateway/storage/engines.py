@@ -30,10 +30,6 @@ from .sqlite.backend import SqliteBackend, open_sqlite
 from .sqlite.wal_sync import NO_SYNC
 
 
-def is_sqlite(engine: Engine | Connection) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
 def database_url(text: str) -> URL:
     """The DATABASE_URL setting as a SQLAlchemy URL; ValueError for one the gateway refuses."""
     try:
