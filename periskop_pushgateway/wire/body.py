@@ -6,8 +6,15 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from gunicorn.http.errors import NoMoreData, ParseException
 
-from ..errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding
+from ..errors import (
+    InvalidPush,
+    MalformedPushBody,
+    PushBodyTimedOut,
+    PushTooLarge,
+    UnsupportedPushEncoding,
+)
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
@@ -16,13 +23,18 @@ _CHUNK = 64 * 1024
 
 _MAX_GZIP_MEMBERS = 16
 
+# Characters of a framing error's own words kept in the answer: gunicorn's can quote a whole
+# chunk-size line (8 KiB) of the client's.
+_FRAMING_DETAIL = 200
+
 # zlib's window bits for "a gzip or a zlib stream, whichever the header says".
 _GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
 
 
 def read_push_body(request: "Request", max_bytes: int, timeout_s: float) -> bytes:
     """The request's body, decompressed; raises PushRejected for one too large, in an
-    unsupported encoding, or that stops arriving for timeout_s seconds.
+    unsupported encoding, whose framing is broken (chunked, or shorter than its
+    Content-Length), or that stops arriving for timeout_s seconds.
 
     A compressed body is held to the size limit once decompressed too, so a gzip bomb is
     refused without being inflated.
@@ -35,6 +47,15 @@ def read_push_body(request: "Request", max_bytes: int, timeout_s: float) -> byte
             f"No part of the body arrived for {timeout_s} seconds: send it whole, and a "
             "Content-Length no larger than it."
         ) from None
+    except NoMoreData:
+        raise MalformedPushBody(
+            "The body ended before its last chunk: its client closed the connection."
+        ) from None
+    except ParseException as error:
+        # gunicorn's chunked reader: a bad chunk size, extension or terminator, a chunk-size
+        # line or trailer section too long.
+        detail = str(error)[:_FRAMING_DETAIL]
+        raise MalformedPushBody(f"The body's framing is broken: {detail}") from None
     return _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
 
 
@@ -91,6 +112,11 @@ def _read_at_most(request: "Request", max_bytes: int) -> bytes:
         size += len(chunk)
     if size > max_bytes:
         raise PushTooLarge(f"The body is larger than {max_bytes} bytes.")
+    if declared is not None and size < declared:
+        raise MalformedPushBody(
+            f"The body ended after {size} of its {declared} bytes (Content-Length): its "
+            "client closed the connection."
+        )
     return b"".join(chunks)
 
 
