@@ -97,6 +97,28 @@ def test_a_value_the_gateway_refuses_at_start_exits_1_saying_so(settings, messag
         create_app()
 
 
+def test_every_error_is_reported_in_one_run():
+    result = run_config(
+        MAX_GROUPS="0",
+        PUSH_USERNAME="jobs",
+        PUSH_PASSWORD_HASH="plain",
+        ADMIN_USERNAME="root",
+        SCRAPE_USERNAME="prometheus",
+        SCRAPE_PASSWORD_HASH=HASH,
+        DATABASE_URL="sqlite://",
+    )
+    assert result.returncode == 1
+    errors = result.stderr.split("the gateway would not start:\n")[1].splitlines()
+    assert len(errors) == 4, result.stderr
+    for message in (
+        "PERISKOP_PUSHGATEWAY_MAX_GROUPS: expected a positive",
+        "PERISKOP_PUSHGATEWAY_PUSH_PASSWORD_HASH is not a password hash",
+        "PERISKOP_PUSHGATEWAY_ADMIN_USERNAME and _PASSWORD_HASH go together",
+        "in-memory",
+    ):
+        assert sum(message in line for line in errors) == 1, (message, errors)
+
+
 def test_unknown_and_retired_variables_are_warned_of():
     result = run_config(MAX_GRUPS="5", CLIENT_COUNTER_TTL_SECONDS="60")
     assert result.returncode == 0
