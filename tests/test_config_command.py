@@ -76,6 +76,10 @@ def test_the_environment_wins_and_secrets_show_only_whether_they_are_set():
     "settings, message",
     [
         ({"MAX_GROUPS": "0"}, "PERISKOP_PUSHGATEWAY_MAX_GROUPS: expected a positive"),
+        (
+            {"MAX_BODY_BYTES": "1" * 20},
+            "PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES: expected a positive whole number up to 268435456",
+        ),
         ({"LOG_FORMAT": "xml"}, "PERISKOP_PUSHGATEWAY_LOG_FORMAT: expected text or json"),
         ({"LOG_LEVEL": "LOUD"}, "PERISKOP_PUSHGATEWAY_LOG_LEVEL: expected DEBUG"),
         ({"SQLITE_SYNCHRONOUS": "SOMETIMES"}, "PERISKOP_PUSHGATEWAY_SQLITE_SYNCHRONOUS"),
