@@ -14,28 +14,30 @@ def _text(value: str) -> str:
     return value
 
 
-def _positive_integer(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"expected a positive whole number, got {value!r}")
-    return number
+class WholeNumber:
+    """The parser of a whole number from low to high: every number setting has a range, so
+    that a value too large to mean anything (a 20-digit MAX_BODY_BYTES) is refused at start
+    rather than failing pushes later (docs/configuration.md, "Ranges", says why each)."""
+
+    def __init__(self, low: int, high: int, why_low: str = "") -> None:
+        self.low, self.high, self._why_low = low, high, why_low
+
+    def __call__(self, value: str) -> int:
+        number = int(value)
+        if not self.low <= number <= self.high:
+            raise ValueError(f"expected {self.words()}, got {value!r}")
+        return number
+
+    def words(self) -> str:
+        if self._why_low:
+            return f"at least {self.low} ({self._why_low}) and at most {self.high}"
+        if self.low == 1:
+            return f"a positive whole number up to {self.high}"
+        return f"a whole number from {self.low} to {self.high}"
 
 
-def _count(value: str) -> int:
-    number = int(value)
-    if number < 0:
-        raise ValueError(f"expected a whole number, 0 or more, got {value!r}")
-    return number
-
-
-def _occurrence_bytes(value: str) -> int:
-    number = int(value)
-    if number < MIN_OCCURRENCE_BYTES:
-        raise ValueError(
-            f"expected at least {MIN_OCCURRENCE_BYTES} (room for an occurrence's fixed fields "
-            f"and markers), got {value!r}"
-        )
-    return number
+_MiB = 1024 * 1024
+_GiB = 1024 * _MiB
 
 
 def _log_level(value: str) -> str:
@@ -77,42 +79,42 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     ),
     "OCCURRENCES_PER_KEY": (
         10,
-        _positive_integer,
+        WholeNumber(1, 1000),
         "How many of the newest occurrences are kept per aggregation key.",
     ),
     "MAX_GROUPS": (
         1000,
-        _positive_integer,
+        WholeNumber(1, 1_000_000),
         "Groups the gateway holds besides the default one; a push that would create one more "
         "gets 403 (and is reported). Groups that export nothing are deleted after the "
         "retention period.",
     ),
     "MAX_KEYS_PER_GROUP": (
         5000,
-        _positive_integer,
+        WholeNumber(1, 100_000),
         "Exported aggregation keys a group may hold; new keys past it are dropped (and counted).",
     ),
     "RETENTION_SECONDS": (
         7 * 86400,
-        _count,
+        WholeNumber(0, 3650 * 86400),
         "Aggregates unchanged for this long leave the export (their counts are remembered); "
         "0 keeps them forever.",
     ),
     "MAX_COUNTERS_PER_GROUP": (
         100_000,
-        _positive_integer,
+        WholeNumber(1, 10_000_000),
         "Per-process counters (pushing target_uuid x key) a group keeps; beyond it the least "
         "recently pushed are forgotten, and such a process's next push counts whole again.",
     ),
     "MAX_OCCURRENCE_BYTES_PER_GROUP": (
         32 * 1024 * 1024,
-        _positive_integer,
+        WholeNumber(1, 4 * _GiB),
         "Bytes of occurrences a group stores, exported or hidden; beyond it the oldest stored "
         "are deleted (their counts stay), down to 7/8 of it.",
     ),
     "EXPORT_CACHE_BYTES": (
         64 * 1024 * 1024,
-        _positive_integer,
+        WholeNumber(1, 1024 * _GiB),
         "Bytes of rendered exports kept as files for scrapes of unchanged groups; the "
         "least recently scraped are removed beyond it.",
     ),
@@ -124,51 +126,61 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     ),
     "PRUNE_INTERVAL_SECONDS": (
         60,
-        _positive_integer,
+        WholeNumber(1, 86400),
         "How often the gateway prunes (retention, counters, key cap), in a thread of its "
         "own: one worker at a time, no request waiting for it.",
     ),
     "MAX_BODY_BYTES": (
         10 * 1024 * 1024,
-        _positive_integer,
+        WholeNumber(1, 256 * _MiB),
         "Largest push body accepted, in bytes, after gzip decompression too (413 beyond).",
     ),
     "BODY_READ_TIMEOUT_SECONDS": (
         5,
-        _positive_integer,
+        WholeNumber(1, 3600),
         "A push whose body stops arriving for this long is answered 408 (gunicorn reached "
         "directly; nginx buffers whole bodies first).",
     ),
-    "MAX_AGGREGATES": (1000, _positive_integer, "Aggregates one push may hold (400 beyond)."),
-    "MAX_OCCURRENCES": (100, _positive_integer, "Occurrences one aggregate may hold (400 beyond)."),
-    "MAX_KEY_LENGTH": (1024, _positive_integer, "Characters of an aggregation_key (400 beyond)."),
+    "MAX_AGGREGATES": (1000, WholeNumber(1, 100_000), "Aggregates one push may hold (400 beyond)."),
+    "MAX_OCCURRENCES": (
+        100,
+        WholeNumber(1, 10_000),
+        "Occurrences one aggregate may hold (400 beyond).",
+    ),
+    "MAX_KEY_LENGTH": (
+        1024,
+        WholeNumber(1, 65536),
+        "Characters of an aggregation_key (400 beyond).",
+    ),
     "MAX_TEXT_LENGTH": (
         65536,
-        _positive_integer,
+        WholeNumber(1, 16 * _MiB),
         "Characters of a message, stack trace line, URL, header or request body; longer ones "
         "are cut, with a marker saying how much.",
     ),
     "MAX_OCCURRENCE_BYTES": (
         65536,
-        _occurrence_bytes,
+        WholeNumber(
+            MIN_OCCURRENCE_BYTES, 16 * _MiB, "room for an occurrence's fixed fields and markers"
+        ),
         "Bytes of one stored occurrence's JSON; a larger one loses its request body, headers, "
         "causes and the middle of its stack trace, then has its longest texts cut, each with "
         "a marker.",
     ),
     "MAX_STACKTRACE_LINES": (
         1000,
-        _positive_integer,
+        WholeNumber(1, 1_000_000),
         "Lines of a stack trace; a longer one loses its middle, with a marker line.",
     ),
     "MAX_CAUSE_DEPTH": (
         32,
-        _positive_integer,
+        WholeNumber(1, 100),
         "Causes kept in a cause chain; deeper ones are replaced by one marker cause.",
     ),
     "AUTO_MIGRATE": (True, _boolean, "Bring the database schema up to date when the app starts."),
     "SQLITE_BUSY_TIMEOUT_MS": (
         10_000,
-        _positive_integer,
+        WholeNumber(1, 3_600_000),
         "How long a SQLite write waits for another worker's transaction before giving up.",
     ),
     "SQLITE_SYNCHRONOUS": (
@@ -218,7 +230,7 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     ),
     "AUTH_FAILURES_PER_MINUTE": (
         10,
-        _positive_integer,
+        WholeNumber(1, 100_000),
         "Failed credential checks one client address may cost each worker per minute; beyond "
         "it the address gets 429 for anything but credentials accepted before.",
     ),
@@ -250,12 +262,12 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     "DROP_REQUEST_BODY": (False, _boolean, "Store no pushed request bodies at all."),
     "SQLITE_WAL_LIMIT_BYTES": (
         64 * 1024 * 1024,
-        _positive_integer,
+        WholeNumber(1, 1024 * _GiB),
         "Size the SQLite write-ahead log is truncated back to after each checkpoint.",
     ),
     "PROXY_HOPS": (
         0,
-        _count,
+        WholeNumber(0, 10),
         "How many reverse proxies (nginx) stand in front; their X-Forwarded-* headers are trusted.",
     ),
     "LOG_LEVEL": ("INFO", _log_level, "Level of the gateway's own log lines."),

@@ -1,21 +1,59 @@
 """The checks of the settings that the gateway makes at start, beyond parsing each one, and
 the `config` command's report of the settings in force."""
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .config import ENV_PREFIX, RETIRED, SECRET_SETTINGS, SETTINGS, load_config
+from .config import ENV_PREFIX, RETIRED, SECRET_SETTINGS, SETTINGS
 from .storage.engines import database_url
-from .web.auth import credentials_from_config
+from .web.auth import ROLE_OF_BLUEPRINT, credentials_from_config
+
+_ROLES = sorted(set(ROLE_OF_BLUEPRINT.values()))
+
+
+def _role_settings(role: str) -> tuple[str, str]:
+    return f"{role}_USERNAME", f"{role}_PASSWORD_HASH"
+
+
+def _credentials_check(role: str) -> Callable[[Mapping[str, Any]], None]:
+    """The check of one role's credentials alone, so that each role's error is found."""
+
+    def check(config: Mapping[str, Any]) -> None:
+        only_this_role = {name: "" for other in _ROLES for name in _role_settings(other)}
+        only_this_role.update({name: config[name] for name in _role_settings(role)})
+        credentials_from_config(only_this_role)
+
+    return check
+
+
+# Each check beyond parsing: the settings it reads, and the check (ValueError when refused;
+# what it returns is unused).
+_CHECKS: list[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], object]]] = [
+    *((_role_settings(role), _credentials_check(role)) for role in _ROLES),
+    (("DATABASE_URL",), lambda config: database_url(config["DATABASE_URL"])),
+]
+
+
+def config_errors(config: Mapping[str, Any]) -> list[str]:
+    """What the gateway refuses in settings that parse one by one: credentials without their
+    hash or with a plain-text password, a database URL it cannot use. Each check runs when
+    the settings it reads are in config (parsed), so every error is found in one go."""
+    errors = []
+    for names, check in _CHECKS:
+        if all(name in config for name in names):
+            try:
+                check(config)
+            except ValueError as error:
+                errors.append(str(error))
+    return errors
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    """Raise ValueError for settings that parse one by one but that the gateway refuses:
-    credentials without their hash or with a plain-text password, a database URL it cannot
-    use."""
-    credentials_from_config(config)
-    database_url(config["DATABASE_URL"])
+    """Raise ValueError naming every error config_errors finds."""
+    errors = config_errors(config)
+    if errors:
+        raise ValueError("; ".join(errors))
 
 
 @dataclass(frozen=True)
@@ -29,6 +67,7 @@ def effective_settings(environ: Mapping[str, str]) -> tuple[list[ShownSetting], 
     """([ShownSetting], [error]) for every setting: what is in force and where it came from,
     and what the gateway would refuse at start."""
     shown, errors = [], []
+    parsed = {}
     for name, (default, parse, _description) in SETTINGS.items():
         variable = ENV_PREFIX + name
         raw = environ.get(variable)
@@ -39,12 +78,10 @@ def effective_settings(environ: Mapping[str, str]) -> tuple[list[ShownSetting], 
             errors.append(f"{variable}: {error}")
             shown.append(ShownSetting(variable, "(invalid)", source))
             continue
+        parsed[name] = value
         shown.append(ShownSetting(variable, _shown(name, value), source))
-    if not errors:
-        try:
-            check_config(load_config(environ))
-        except ValueError as error:
-            errors.append(str(error))
+    # The checks whose settings parsed, even when others did not.
+    errors.extend(config_errors(parsed))
     return shown, errors
 
 

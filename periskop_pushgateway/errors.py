@@ -61,6 +61,14 @@ class PushBodyTimedOut(PushRejected):
     outcome = "timed_out"
 
 
+class MalformedPushBody(PushRejected):
+    """A body whose framing is broken: a bad chunk size or terminator, or one that ended
+    (its client closed its side) before its last chunk or its declared Content-Length."""
+
+    message = "malformed push body"
+    outcome = "malformed"
+
+
 class TooManyGroups(PushRejected):
     """A push that would create a group past MAX_GROUPS."""
 
@@ -76,7 +84,14 @@ class UnsupportedPushEncoding(PushRejected):
 
 
 # The kinds of rejected push, each reported under its own class name.
-REJECTIONS = (InvalidPush, TooManyGroups, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding)
+REJECTIONS = (
+    InvalidPush,
+    MalformedPushBody,
+    TooManyGroups,
+    PushBodyTimedOut,
+    PushTooLarge,
+    UnsupportedPushEncoding,
+)
 # The report class of any other rejection.
 OTHER_REJECTION_CLASS = "RejectedPush"
 

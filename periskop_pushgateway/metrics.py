@@ -56,8 +56,8 @@ from prometheus_client.core import GaugeMetricFamily  # noqa: E402
 
 PUSHES = Counter(
     "periskop_pushgateway_pushes",
-    "Pushes received, by outcome: accepted, invalid, too_many_groups, timed_out, too_large, "
-    "unsupported_encoding, unauthorized, throttled, unavailable.",
+    "Pushes received, by outcome: accepted, invalid, malformed, too_many_groups, timed_out, "
+    "too_large, unsupported_encoding, unauthorized, throttled, unavailable.",
     ["outcome"],
 )
 OCCURRENCES_STORED = Counter(

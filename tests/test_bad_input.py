@@ -386,6 +386,48 @@ CASES = [
         "_body",
     ),
     ("gzip of invalid json", gzip.compress(b"{nope"), {"Content-Encoding": "gzip"}, 400, "_body"),
+    (
+        "gzip body labelled deflate",
+        gzip.compress(json.dumps(valid_push()).encode()),
+        {"Content-Encoding": "deflate"},
+        400,
+        "_body",
+    ),
+    (
+        "zlib body labelled gzip",
+        zlib.compress(json.dumps(valid_push()).encode()),
+        {"Content-Encoding": "gzip"},
+        400,
+        "_body",
+    ),
+    (
+        "zlib body labelled x-gzip",
+        zlib.compress(json.dumps(valid_push()).encode()),
+        {"Content-Encoding": "x-gzip"},
+        400,
+        "_body",
+    ),
+    (
+        "gzip body without Content-Encoding",
+        gzip.compress(json.dumps(valid_push()).encode()),
+        {},
+        400,
+        "_body",
+    ),
+    (
+        "zlib body labelled identity",
+        zlib.compress(json.dumps(valid_push()).encode()),
+        {"Content-Encoding": "identity"},
+        400,
+        "_body",
+    ),
+    (
+        "a zlib member after a gzip one",
+        gzip.compress(json.dumps(valid_push()).encode()) + zlib.compress(b" "),
+        {"Content-Encoding": "gzip"},
+        400,
+        "_body",
+    ),
     ("body over the size limit", b" " * (10 * 1024 * 1024 + 1) + b"{}", {}, 413, None),
     (
         "gzip bomb",
@@ -501,6 +543,79 @@ def test_deflate_and_gzip_bodies_are_accepted(client):
         == 200
     )
     assert by_key(scrape(client))["k"]["total_count"] == 2
+
+
+def test_x_gzip_is_gzip(client):
+    body = json.dumps(push_body(aggregate("k", 2), target_uuid="p")).encode()
+    response = client.post(
+        "/errors", data=gzip.compress(body), headers={"Content-Encoding": "X-Gzip"}
+    )
+    assert response.status_code == 200, response.data
+    assert by_key(scrape(client))["k"]["total_count"] == 2
+
+
+@pytest.mark.parametrize(
+    "label, compress, message",
+    [
+        (
+            "deflate",
+            gzip.compress,
+            "Content-Encoding 'deflate' needs a zlib stream (RFC 9110's "
+            "deflate), but the body is a gzip stream.",
+        ),
+        (
+            "gzip",
+            zlib.compress,
+            "Content-Encoding 'gzip' needs a gzip stream, but the body is a zlib stream.",
+        ),
+        (
+            "x-gzip",
+            zlib.compress,
+            "Content-Encoding 'x-gzip' needs a gzip stream, but the body is a zlib stream.",
+        ),
+        (
+            "deflate",
+            lambda body: zlib.compress(body)[2:-4],
+            "Content-Encoding 'deflate' needs "
+            "a zlib stream (RFC 9110's deflate), but the body is neither a zlib nor a gzip "
+            "stream.",
+        ),
+        (
+            "gzip",
+            lambda body: body,
+            "Content-Encoding 'gzip' needs a gzip stream, but the body is uncompressed JSON.",
+        ),
+        (
+            "",
+            gzip.compress,
+            "No Content-Encoding, but the body is a gzip stream: say Content-Encoding: gzip.",
+        ),
+        (
+            "identity",
+            zlib.compress,
+            "Content-Encoding 'identity', but the body is a zlib "
+            "stream: say Content-Encoding: deflate.",
+        ),
+    ],
+    ids=[
+        "gzip as deflate",
+        "zlib as gzip",
+        "zlib as x-gzip",
+        "raw deflate as deflate",
+        "plain as gzip",
+        "gzip unlabelled",
+        "zlib as identity",
+    ],
+)
+def test_a_body_whose_bytes_are_not_its_encoding_is_told_what_they_are(
+    client, label, compress, message
+):
+    body = compress(json.dumps(push_body(aggregate("k", 2))).encode())
+    headers = {"Content-Encoding": label} if label else {}
+    response = client.post("/errors", data=body, headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"_body": [message]}
+    assert "k" not in counts(scrape(client))
 
 
 def test_a_multi_member_gzip_body_is_one_body(client):

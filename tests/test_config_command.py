@@ -76,6 +76,10 @@ def test_the_environment_wins_and_secrets_show_only_whether_they_are_set():
     "settings, message",
     [
         ({"MAX_GROUPS": "0"}, "PERISKOP_PUSHGATEWAY_MAX_GROUPS: expected a positive"),
+        (
+            {"MAX_BODY_BYTES": "1" * 20},
+            "PERISKOP_PUSHGATEWAY_MAX_BODY_BYTES: expected a positive whole number up to 268435456",
+        ),
         ({"LOG_FORMAT": "xml"}, "PERISKOP_PUSHGATEWAY_LOG_FORMAT: expected text or json"),
         ({"LOG_LEVEL": "LOUD"}, "PERISKOP_PUSHGATEWAY_LOG_LEVEL: expected DEBUG"),
         ({"SQLITE_SYNCHRONOUS": "SOMETIMES"}, "PERISKOP_PUSHGATEWAY_SQLITE_SYNCHRONOUS"),
@@ -95,6 +99,28 @@ def test_a_value_the_gateway_refuses_at_start_exits_1_saying_so(settings, messag
         monkeypatch.setenv(ENV_PREFIX + name, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         create_app()
+
+
+def test_every_error_is_reported_in_one_run():
+    result = run_config(
+        MAX_GROUPS="0",
+        PUSH_USERNAME="jobs",
+        PUSH_PASSWORD_HASH="plain",
+        ADMIN_USERNAME="root",
+        SCRAPE_USERNAME="prometheus",
+        SCRAPE_PASSWORD_HASH=HASH,
+        DATABASE_URL="sqlite://",
+    )
+    assert result.returncode == 1
+    errors = result.stderr.split("the gateway would not start:\n")[1].splitlines()
+    assert len(errors) == 4, result.stderr
+    for message in (
+        "PERISKOP_PUSHGATEWAY_MAX_GROUPS: expected a positive",
+        "PERISKOP_PUSHGATEWAY_PUSH_PASSWORD_HASH is not a password hash",
+        "PERISKOP_PUSHGATEWAY_ADMIN_USERNAME and _PASSWORD_HASH go together",
+        "in-memory",
+    ):
+        assert sum(message in line for line in errors) == 1, (message, errors)
 
 
 def test_unknown_and_retired_variables_are_warned_of():

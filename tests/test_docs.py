@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from markdown.extensions.toc import slugify
 
-from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, load_config
+from periskop_pushgateway.config import ENV_PREFIX, SETTINGS, WholeNumber, load_config
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
@@ -23,6 +23,24 @@ def test_the_configuration_page_documents_every_setting_with_its_default():
     assert set(documented) == {ENV_PREFIX + name for name in SETTINGS}
     for name, (default, _parse, _description) in SETTINGS.items():
         assert documented[ENV_PREFIX + name].lower() == str(default).lower()
+
+
+def test_the_configuration_page_gives_every_number_settings_range():
+    rows = re.findall(
+        r"^\| `PERISKOP_PUSHGATEWAY_(\w+)` \| ([\d,]+) to ([\d,]+) \|", CONFIGURATION, re.M
+    )
+    documented = {
+        name: (int(low.replace(",", "")), int(high.replace(",", ""))) for name, low, high in rows
+    }
+    ranges = {
+        name: (parse.low, parse.high)
+        for name, (_default, parse, _description) in SETTINGS.items()
+        if isinstance(parse, WholeNumber)
+    }
+    assert documented == ranges
+    for name, (default, _parse, _description) in SETTINGS.items():
+        if name in ranges:
+            assert ranges[name][0] <= default <= ranges[name][1], name
 
 
 def test_the_readmes_short_settings_table_gives_the_defaults_in_force():
@@ -75,7 +93,20 @@ def test_the_docs_build_strictly(tmp_path):
 
 @pytest.mark.parametrize(
     "name, value",
-    [("OCCURRENCES_PER_KEY", "0"), ("AUTO_MIGRATE", "maybe"), ("MAX_BODY_BYTES", "lots")],
+    [
+        ("OCCURRENCES_PER_KEY", "0"),
+        ("AUTO_MIGRATE", "maybe"),
+        ("MAX_BODY_BYTES", "lots"),
+        # Each number past its setting's range: too large to mean anything, or to work.
+        ("MAX_BODY_BYTES", "1" + "0" * 19),
+        ("MAX_BODY_BYTES", str(256 * 1024 * 1024 + 1)),
+        ("MAX_KEYS_PER_GROUP", "9" * 20),
+        ("RETENTION_SECONDS", "9" * 20),
+        ("MAX_COUNTERS_PER_GROUP", "9" * 20),
+        ("BODY_READ_TIMEOUT_SECONDS", "9" * 20),
+        ("MAX_CAUSE_DEPTH", "101"),
+        ("SQLITE_BUSY_TIMEOUT_MS", str(2**31)),
+    ],
 )
 def test_bad_settings_are_named_when_refused(name, value):
     with pytest.raises(ValueError, match=ENV_PREFIX + name):

@@ -107,7 +107,7 @@ class DurableSyncWorker(SyncWorker):
             self.handle_request(listener, req, client, addr)
         except _HandedOff:
             handed_off = True
-        except http.errors.NoMoreData as e:  # type: ignore[attr-defined]
+        except http.errors.NoMoreData as e:
             self.log.debug("Ignored premature client disconnection. %s", e)
         except StopIteration as e:
             self.log.debug("Closing connection. %s", e)

@@ -282,13 +282,17 @@ def _operations(app: Flask, push_schema: Schema) -> dict[str, Operation]:
             summary="Push a client's cumulative state",
             description=(
                 "The body is JSON under any Content-Type (or none), optionally compressed "
-                "(Content-Encoding gzip or deflate). Repushing the same cumulative state "
-                "changes nothing; a rejected push stores nothing."
+                "(Content-Encoding gzip, x-gzip or deflate, matching the bytes). Repushing "
+                "the same cumulative state changes nothing; a rejected push stores nothing."
             ),
             request_body={"required": True, "content": _json(push_schema)},
             responses={
                 200: ("Stored.", _json(PushSummarySchema)),
-                400: ("Not a valid push.", _json(InvalidPushResponseSchema)),
+                400: (
+                    "Not a valid push (errors), or a body whose framing is broken "
+                    "(description: a bad chunk, or a body cut short).",
+                    _json({"anyOf": [InvalidPushResponseSchema, ErrorResponseSchema]}),
+                ),
                 403: ("A new group past MAX_GROUPS.", _error()),
                 408: ("The body stopped arriving before its declared end.", _error()),
                 413: (f"Over {max_bytes} bytes, sent or decompressed.", _error()),

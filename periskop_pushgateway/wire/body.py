@@ -6,8 +6,15 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from gunicorn.http.errors import NoMoreData, ParseException
 
-from ..errors import InvalidPush, PushBodyTimedOut, PushTooLarge, UnsupportedPushEncoding
+from ..errors import (
+    InvalidPush,
+    MalformedPushBody,
+    PushBodyTimedOut,
+    PushTooLarge,
+    UnsupportedPushEncoding,
+)
 
 if TYPE_CHECKING:
     from werkzeug.wrappers import Request
@@ -16,13 +23,31 @@ _CHUNK = 64 * 1024
 
 _MAX_GZIP_MEMBERS = 16
 
-# zlib's window bits for "a gzip or a zlib stream, whichever the header says".
-_GZIP_OR_ZLIB = zlib.MAX_WBITS | 32
+# Characters of a framing error's own words kept in the answer: gunicorn's can quote a whole
+# chunk-size line (8 KiB) of the client's.
+_FRAMING_DETAIL = 200
+
+# What a body's first bytes say it is (_kind_of).
+_GZIP_STREAM = "a gzip stream"
+_ZLIB_STREAM = "a zlib stream"
+
+# label: (zlib's window bits, the kind of stream it needs, several members allowed)
+_ENCODINGS = {
+    "gzip": (zlib.MAX_WBITS | 16, _GZIP_STREAM, True),
+    # RFC 9110 8.4.1.3: a recipient should treat x-gzip as gzip.
+    "x-gzip": (zlib.MAX_WBITS | 16, _GZIP_STREAM, True),
+    # RFC 9110 8.4.1.2: deflate is a zlib stream (RFC 1950), not raw deflate.
+    "deflate": (zlib.MAX_WBITS, _ZLIB_STREAM, False),
+}
+_LABEL_OF = {_GZIP_STREAM: "gzip", _ZLIB_STREAM: "deflate"}
+# The bytes that can open a JSON text (RFC 8259): a plain body may open like a zlib header.
+_JSON_OPENINGS = frozenset(b' \t\r\n{["-0123456789tfn')
 
 
 def read_push_body(request: "Request", max_bytes: int, timeout_s: float) -> bytes:
     """The request's body, decompressed; raises PushRejected for one too large, in an
-    unsupported encoding, or that stops arriving for timeout_s seconds.
+    unsupported encoding, whose framing is broken (chunked, or shorter than its
+    Content-Length), or that stops arriving for timeout_s seconds.
 
     A compressed body is held to the size limit once decompressed too, so a gzip bomb is
     refused without being inflated.
@@ -35,6 +60,15 @@ def read_push_body(request: "Request", max_bytes: int, timeout_s: float) -> byte
             f"No part of the body arrived for {timeout_s} seconds: send it whole, and a "
             "Content-Length no larger than it."
         ) from None
+    except NoMoreData:
+        raise MalformedPushBody(
+            "The body ended before its last chunk: its client closed the connection."
+        ) from None
+    except ParseException as error:
+        # gunicorn's chunked reader: a bad chunk size, extension or terminator, a chunk-size
+        # line or trailer section too long.
+        detail = str(error)[:_FRAMING_DETAIL]
+        raise MalformedPushBody(f"The body's framing is broken: {detail}") from None
     return _decode(raw, request.headers.get("Content-Encoding", ""), max_bytes)
 
 
@@ -91,24 +125,47 @@ def _read_at_most(request: "Request", max_bytes: int) -> bytes:
         size += len(chunk)
     if size > max_bytes:
         raise PushTooLarge(f"The body is larger than {max_bytes} bytes.")
+    if declared is not None and size < declared:
+        raise MalformedPushBody(
+            f"The body ended after {size} of its {declared} bytes (Content-Length): its "
+            "client closed the connection."
+        )
     return b"".join(chunks)
 
 
 def _decode(raw: bytes, content_encoding: str, max_bytes: int) -> bytes:
+    """The body as its Content-Encoding says; InvalidPush when its bytes are not what the
+    label says (a gzip stream labelled deflate, a compressed one unlabelled)."""
     encoding = content_encoding.strip().lower()
+    kind = _kind_of(raw)
     if encoding in ("", "identity"):
+        if kind in _LABEL_OF and raw[0] not in _JSON_OPENINGS:
+            said = f"Content-Encoding {content_encoding!r}" if encoding else "No Content-Encoding"
+            advice = f"say Content-Encoding: {_LABEL_OF[kind]}."
+            raise InvalidPush({"_body": [f"{said}, but the body is {kind}: {advice}"]})
         return raw
-    if encoding not in ("gzip", "x-gzip", "deflate"):
+    if encoding not in _ENCODINGS:
         raise UnsupportedPushEncoding(
             f"Content-Encoding {content_encoding!r} is not supported: send gzip or none."
+        )
+    wbits, needed, members = _ENCODINGS[encoding]
+    if kind != needed:
+        note = " (RFC 9110's deflate)" if needed == _ZLIB_STREAM else ""
+        raise InvalidPush(
+            {
+                "_body": [
+                    f"Content-Encoding {content_encoding!r} needs {needed}{note}, but the body "
+                    f"is {kind}."
+                ]
+            }
         )
     # A gzip body may be several members one after the other (RFC 1952, what `cat a.gz b.gz`
     # or a streaming compressor writes): each is decompressed in turn, all of them held to
     # the limit together. At most _MAX_GZIP_MEMBERS: each member copies what follows it, so
-    # thousands of tiny ones would cost quadratic time.
+    # thousands of tiny ones would cost quadratic time. A zlib stream (RFC 1950) is one.
     parts, size, rest = [], 0, raw
-    for _member in range(_MAX_GZIP_MEMBERS):
-        decompressor = zlib.decompressobj(_GZIP_OR_ZLIB)
+    for _member in range(_MAX_GZIP_MEMBERS if members else 1):
+        decompressor = zlib.decompressobj(wbits)
         try:
             part = decompressor.decompress(rest, max_bytes + 1 - size)
         except zlib.error as error:
@@ -124,6 +181,28 @@ def _decode(raw: bytes, content_encoding: str, max_bytes: int) -> bytes:
         rest = decompressor.unused_data
         if not rest:
             return b"".join(parts)
+    if not members:
+        raise InvalidPush({"_body": [f"Not a valid {encoding} stream: trailing data."]})
     raise InvalidPush(
         {"_body": [f"More than {_MAX_GZIP_MEMBERS} {encoding} members: send one stream."]}
     )
+
+
+def _kind_of(raw: bytes) -> str:
+    """What a body's first bytes say it is, in words for an answer."""
+    if raw[:2] == b"\x1f\x8b":  # RFC 1952 2.3.1
+        return _GZIP_STREAM
+    # RFC 1950 2.2: method 8 (deflate), a window of at most 32 KiB, and a check that makes the
+    # first two bytes a multiple of 31.
+    if (
+        len(raw) >= 2
+        and raw[0] & 0x0F == 8
+        and raw[0] >> 4 <= 7
+        and (raw[0] << 8 | raw[1]) % 31 == 0
+    ):
+        return _ZLIB_STREAM
+    if raw.lstrip()[:1] in (b"{", b"["):
+        return "uncompressed JSON"
+    if not raw:
+        return "empty"
+    return "neither a zlib nor a gzip stream"
