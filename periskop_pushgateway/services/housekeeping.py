@@ -6,6 +6,7 @@ prunes at a time (the backend's housekeeping turn); the others skip their turn."
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -85,11 +86,13 @@ class Housekeeping:
         return pruned
 
     def prune(self) -> dict[str, int]:
+        started = time.monotonic()
         pruned = self.store.prune()
         for kind, count in pruned.items():
             metrics.PRUNED_ROWS.labels(kind).inc(count)
         if any(pruned.values()):
-            log.info("pruned %s", " ".join(f"{name}={count}" for name, count in pruned.items()))
+            done = " ".join(f"{name}={count}" for name, count in pruned.items())
+            log.info("pruned %s seconds=%.1f", done, time.monotonic() - started)
         return pruned
 
     def report_dropped_keys(self) -> None:

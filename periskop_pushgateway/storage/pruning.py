@@ -28,6 +28,12 @@ BATCH_ROWS = 1000
 PAUSE_BETWEEN_BATCHES_S = 0.005
 # Deleting a hidden aggregate deletes its occurrences and counters too: fewer per batch.
 AGGREGATE_BATCH = 100
+# Counters are evicted in batches sized to take about this long, within these bounds: short
+# enough that no request waits long behind one, large enough to outpace a flood of pushes.
+COUNTER_BATCH_S = 0.05
+COUNTER_BATCH_ROWS = (BATCH_ROWS, 20 * BATCH_ROWS)
+# Counters added while they were evicted are evicted in the same prune, this many times over.
+COUNTER_PASSES = 10
 
 _LOCK_GROUPS = (
     select(groups.c.id)
@@ -57,19 +63,28 @@ def prune(store: "Store", now: int) -> dict[str, int]:
             if hidden < BATCH_ROWS:
                 break
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
-    counters_over, hidden_over = store.read_snapshot(
-        lambda connection: (
-            _groups_over(connection, _COUNTERS_PER_GROUP, settings.max_counters_per_group),
-            _groups_over(connection, _HIDDEN_PER_GROUP, settings.max_keys_per_group),
+    for _ in range(COUNTER_PASSES):
+        counters_over = store.read_snapshot(
+            lambda connection: _groups_over(
+                connection, _COUNTERS_PER_GROUP, settings.max_counters_per_group
+            )
         )
+        evicted = sum(
+            _drain(
+                store,
+                excess,
+                BATCH_ROWS,
+                lambda c, n, g=group_id: _evict_counters(c, g, n),  # type: ignore[misc]
+                timed=COUNTER_BATCH_ROWS,
+            )
+            for group_id, excess in counters_over
+        )
+        pruned["evicted_counters"] += evicted
+        if not evicted:
+            break
+    hidden_over = store.read_snapshot(
+        lambda connection: _groups_over(connection, _HIDDEN_PER_GROUP, settings.max_keys_per_group)
     )
-    for group_id, excess in counters_over:
-        pruned["evicted_counters"] += _drain(
-            store,
-            excess,
-            BATCH_ROWS,
-            lambda c, n, g=group_id: _evict_counters(c, g, n),  # type: ignore[misc]
-        )
     for group_id, excess in hidden_over:
         pruned["evicted_aggregates"] += _drain(
             store,
@@ -170,17 +185,36 @@ def _groups_over(
     return [(group_id, total - keep) for group_id, total in rows]
 
 
-def _drain(store: "Store", excess: int, batch: int, evict: Callable[[Connection, int], int]) -> int:
-    """evict(connection, at most n) in batches until `excess` rows are gone or none is left."""
+def _drain(
+    store: "Store",
+    excess: int,
+    batch: int,
+    evict: Callable[[Connection, int], int],
+    timed: tuple[int, int] | None = None,
+) -> int:
+    """evict(connection, at most n) in batches until `excess` rows are gone or none is left.
+    timed=(smallest, largest): each batch sized to take about COUNTER_BATCH_S by the last one's
+    own time (not its wait for the write lock, which pushes hold in turns)."""
     done = 0
+    took = [0.0]
+
+    def evict_timed(connection: Connection, limit: int) -> int:
+        started = time.monotonic()
+        evicted = evict(connection, limit)
+        took[0] = time.monotonic() - started
+        return evicted
+
     while done < excess:
         if done:
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
         limit = min(batch, excess - done)
-        evicted = store.run_write(lambda connection, limit=limit: evict(connection, limit))  # type: ignore[misc]
+        evicted = store.run_write(lambda connection, limit=limit: evict_timed(connection, limit))  # type: ignore[misc]
         if not evicted:
             break
         done += evicted
+        if timed is not None and evicted == limit:
+            rate = limit * COUNTER_BATCH_S / max(took[0], 0.001)
+            batch = max(timed[0], min(timed[1], int(rate)))
     return done
 
 
