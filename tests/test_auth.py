@@ -214,6 +214,27 @@ def test_failures_from_one_address_leave_other_addresses_alone(guarded):
     assert guarded.post("/errors", data=BODY, headers=basic("jobs", "guess")).status_code == 429
 
 
+def test_the_admin_credentials_open_what_the_scrape_ones_do(make_app):
+    client = make_app(
+        SCRAPE_USERNAME="periskop",
+        SCRAPE_PASSWORD_HASH=SCRAPE_HASH,
+        ADMIN_USERNAME="ops",
+        ADMIN_PASSWORD_HASH=ADMIN_HASH,
+    ).test_client()
+    assert client.post("/errors", data=BODY).status_code == 200  # pushing stays open
+    admin, scraper = basic("ops", "admin-secret"), basic("periskop", "scrape-secret")
+    readable = ("/", "/-/keys", "/-/static/pages.css", "/-/errors", "/-/health", "/metrics")
+    for path in readable:
+        assert client.get(path).status_code == 401, path
+        assert client.get(path, headers=basic("ops", "scrape-secret")).status_code == 401, path
+        assert client.get(path, headers=scraper).status_code == 200, path
+        assert client.get(path, headers=admin).status_code == 200, path
+    # The admin pages and API stay the admin's alone.
+    for path in ("/-/wipe", "/-/status"):
+        assert client.get(path, headers=scraper).status_code == 401, path
+        assert client.get(path, headers=admin).status_code == 200, path
+
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0

@@ -1,6 +1,6 @@
 """Optional HTTP Basic auth: one set of credentials for pushing, one for the admin API, and
 one for scraping (the export, health, metrics and the OpenAPI document stay open unless it
-is set).
+is set); the admin credentials also open what the scrape ones do.
 
 Passwords are configured as werkzeug password hashes, never in plain text. Clients pass
 credentials in the gateway's address (http://user:pass@gateway:7878), which every client
@@ -37,6 +37,9 @@ ROLE_OF_BLUEPRINT: dict[str | None, str] = {
     "pages": "SCRAPE",
     "page_actions": "ADMIN",
 }
+# The roles whose credentials open a blueprint besides its own: whoever may administer the
+# gateway may read it too.
+ALSO_ACCEPTED: dict[str, tuple[str, ...]] = {"SCRAPE": ("ADMIN",)}
 REALM = "periskop-pushgateway"
 _HASH_METHODS = ("scrypt:", "pbkdf2:")
 # Checking a password hash is slow on purpose (tens of ms); a user name and password once
@@ -62,10 +65,14 @@ class Credentials:
         """Whether these Basic credentials were accepted before (no hash check)."""
         return self._digest(authorization) in self._accepted
 
+    def names(self, authorization: Authorization) -> bool:
+        """Whether the credentials name this user (compared in constant time)."""
+        return hmac.compare_digest(_username(authorization), self.username.encode())
+
     def verify(self, authorization: Authorization) -> bool:
         """Check Basic credentials against the password hash (slow), remembering them if
         they are right."""
-        username_ok = hmac.compare_digest(_username(authorization), self.username.encode())
+        username_ok = self.names(authorization)
         password_ok = check_password_hash(self._password_hash, authorization.password or "")
         accepted = username_ok and password_ok
         if accepted and len(self._accepted) < _REMEMBERED:
@@ -131,12 +138,20 @@ def install_auth(
         required = credentials.get(role)  # type: ignore[arg-type]
         if required is None:
             return
+        accepted = [required] + [
+            credentials[other]
+            for other in ALSO_ACCEPTED.get(role, ())  # type: ignore[arg-type]
+            if other in credentials
+        ]
         authorization = request.authorization
         if authorization is None or authorization.type != "basic":
             # Costs no hash check, so neither counted nor throttled.
             raise _unauthorized(role)  # type: ignore[arg-type]
-        if required.remembers(authorization):
+        if any(each.remembers(authorization) for each in accepted):
             return
+        # Checked against the credentials naming its user; a wrong user name against the
+        # role's own, so that it costs the same as a wrong password.
+        candidates = [each for each in accepted if each.names(authorization)] or [required]
         address = request.remote_addr
         wait = failures.seconds_to_wait(address)
         if wait:
@@ -146,7 +161,7 @@ def install_auth(
                 f"too many failed credentials from {address}; retry in {wait} s",
                 retry_after=wait,
             )
-        if required.verify(authorization):
+        if any(each.verify(authorization) for each in candidates):
             return
         if failures.record_failure(address):
             log.warning(
