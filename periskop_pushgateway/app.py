@@ -98,6 +98,7 @@ def create_app(config_overrides: dict[str, Any] | None = None) -> Flask:
         credentials_from_config(config),
         admin_api_off(config),
         failures_per_minute=config["AUTH_FAILURES_PER_MINUTE"],
+        checks_per_second=config["AUTH_CHECKS_PER_SECOND"],
     )
     register_error_handlers(app)
     # After the view has returned, so that what its large work made is freed by then.

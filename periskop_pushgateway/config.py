@@ -231,8 +231,15 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
     "AUTH_FAILURES_PER_MINUTE": (
         10,
         WholeNumber(1, 100_000),
-        "Failed credential checks one client address may cost each worker per minute; beyond "
-        "it the address gets 429 for anything but credentials accepted before.",
+        "Failed credential checks one user name from one client address may cost the gateway "
+        "per minute; beyond it that user name from that address gets 429 for anything but "
+        "credentials accepted before.",
+    ),
+    "AUTH_CHECKS_PER_SECOND": (
+        1,
+        WholeNumber(1, 10_000),
+        "Password hash checks the whole gateway makes per second at most (5 seconds' worth "
+        "at once after a quiet spell); beyond it, credentials not accepted before get 429.",
     ),
     "SCRUB_HEADERS": (
         "",

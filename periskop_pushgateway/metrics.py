@@ -60,6 +60,18 @@ PUSHES = Counter(
     "too_large, unsupported_encoding, unauthorized, throttled, unavailable.",
     ["outcome"],
 )
+PASSWORD_CHECKS = Counter(
+    "periskop_pushgateway_password_checks",
+    "Password hash checks made (slow on purpose), by outcome: accepted, refused.",
+    ["outcome"],
+)
+CREDENTIALS_THROTTLED = Counter(
+    "periskop_pushgateway_credentials_throttled",
+    "Requests refused with 429 before a password hash check, by reason: failures (their user "
+    "name failed too often from their address), budget (the gateway's checks a second were "
+    "spent).",
+    ["reason"],
+)
 OCCURRENCES_STORED = Counter(
     "periskop_pushgateway_occurrences_stored", "Pushed occurrences that were new and stored."
 )
