@@ -64,6 +64,12 @@ class ServerBackend:
     database_stamp = None
     one_writer = False
 
+    def committing(self, connection: Connection) -> None:
+        pass
+
+    def committed(self, connection: Connection) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
