@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 import requests
+from sqlalchemy.exc import OperationalError
 
 from periskop_pushgateway.app import create_app
 
@@ -250,3 +251,25 @@ def test_a_wal_file_deleted_or_replaced_under_load_loses_nothing_acknowledged(
         check_export(response.json(), pushers, refused_but_stored=2)
     with sqlite3.connect(database_url.removeprefix("sqlite:///")) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_wal_file_deleted_during_a_write_commits_nothing(make_app, database_url, tmp_path):
+    """Deleted between BEGIN and COMMIT: the transaction is rolled back, not committed into
+    the file that is gone (and kept by the checkpoint that saves what that file held)."""
+    app = make_app()
+    assert post(app.test_client(), push_body(aggregate("k", 1), target_uuid="p")).status_code == 200
+    store = app.extensions["periskop_pushgateway"].store
+    wal = database_files(database_url)[1]
+
+    def apply(connection):
+        os.remove(wal)
+        connection.exec_driver_sql("UPDATE groups SET revision = 424242")
+
+    with pytest.raises(OperationalError, match="was deleted or replaced"):
+        store.run_write(apply)
+    alone = database_file_alone(database_url, tmp_path).removeprefix("sqlite:///")
+    with sqlite3.connect(alone) as connection:
+        assert 424242 not in {r for (r,) in connection.execute("SELECT revision FROM groups")}
+    assert counts(scrape(create_app({"DATABASE_URL": f"sqlite:///{alone}"}).test_client())) == {
+        "k": 1
+    }
