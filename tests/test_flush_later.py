@@ -379,3 +379,48 @@ def test_an_answer_given_before_the_body_was_read_still_waits_for_the_rest_of_it
             for _ in range(5):
                 client.sendall(b" " * 1000)  # read by the worker, which waits for this end
                 time.sleep(0.05)
+
+
+def test_a_client_that_sends_more_and_keeps_its_end_open_holds_no_other_answer(
+    tmp_path, slow_flush
+):
+    """Clients that send a byte past their push and keep their end open get gunicorn's linger
+    (their byte is read before the close, see the test above), but in a thread of the
+    worker's own: the answers held with theirs for the same flush, and the requests after
+    them, do not wait the 2 s it may last (durable_worker.Lingerer)."""
+    gateway = one_worker(tmp_path, slow_flush, SLOW_FLUSH_US="20000")
+    stop = threading.Event()
+    latencies = []
+    lingered = []
+
+    def sends_more(number):
+        while not stop.is_set():
+            with _raw_push(gateway, number) as client:
+                # After the push was read (a byte sent with it would be read with it), while
+                # its answer waits for the flush.
+                time.sleep(0.005)
+                client.sendall(b"x")
+                lingered.append(_read_until_closed(client))
+                stop.wait(2.5)  # the end stays open past the linger
+            number += 100
+
+    def normal(number):
+        while not stop.is_set():
+            started = time.monotonic()
+            assert post(gateway, new_client_push(number)).status_code == 200
+            latencies.append(time.monotonic() - started)
+            number += 100
+
+    with gateway:
+        threads = [threading.Thread(target=sends_more, args=(n,)) for n in range(8)]
+        threads += [threading.Thread(target=normal, args=(n,)) for n in range(50, 58)]
+        for thread in threads:
+            thread.start()
+        time.sleep(5)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert len(lingered) >= 8 and all(a.startswith(b"HTTP/1.1 200 ") for a in lingered)
+    assert len(latencies) > 100
+    # Milliseconds each; behind a linger an answer would wait up to 2 s.
+    assert max(latencies) < 1, sorted(latencies)[-5:]

@@ -15,19 +15,24 @@ for the disk it hid (docs/performance.md).
 
 A handed-off answer's connection is closed as soon as its answer is sent, unless its client
 sent more (close_after_answer), rather than after its client closes its end (gunicorn's linger,
-up to 2 s, during which the worker waits); so is any other request's that was read to its end
-(a scrape, a push answered without a flush).
+up to 2 s); so is any other request's that was read to its end (a scrape, a push answered
+without a flush). A connection that does get the linger (its client sent more, or the app
+answered before reading the whole body) lingers in a thread of the worker's own (Lingerer):
+neither the worker nor the answers held with it wait for that client.
 """
 
+import contextlib
 import errno
 import logging
+import os
+import selectors
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gunicorn import http, sock, util
 from gunicorn.http import wsgi
@@ -56,6 +61,13 @@ MAX_WAITING = 64
 # request does; a disk that stops answering holds at most MAX_WAITING connections open per
 # worker until gunicorn's timeout ends the worker.
 MAX_WAIT_SECONDS = 0.05
+# Connections lingering at once (gunicorn's close_graceful: up to 2 s, 64 KiB read), at most,
+# per worker, in its lingering thread: each holds a file descriptor until its client closes
+# its end or the 2 s are over. Past it a connection lingers where it is closed, holding the
+# worker (or the answers sent after it) as gunicorn's SyncWorker would.
+MAX_LINGERING = 256
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 65536
 
 
 class _HandedOff(Exception):  # noqa: N818 - a signal to handle(), not an error
@@ -68,12 +80,14 @@ class DurableSyncWorker(SyncWorker):
         self.wsgi = self._handing_off(self.wsgi)
 
     def run(self) -> None:
+        _lingerer()  # its thread started before the first request
         self._held = HeldAnswers(self.log)
         try:
             super().run()
         finally:
             # Stopping (SIGTERM, max_requests): the answers held are flushed and sent.
             self._held.close()
+            _lingerer().close()
 
     def wait(self, timeout: int) -> list[socket.socket | int] | None:
         # No request waits to be accepted: flush once for the answers held, and send them.
@@ -136,7 +150,7 @@ class DurableSyncWorker(SyncWorker):
             elif _read_to_its_end(req):
                 close_after_answer(client)
             else:
-                util.close_graceful(client)
+                _lingerer().linger(client)
 
 
 class _Answer:
@@ -198,7 +212,7 @@ def close_after_answer(client: socket.socket) -> None:
     response short. When nothing more is waiting (as nginx judges for its lingering close),
     the connection is closed at once, and a client that keeps its end open after the answer no
     longer holds the worker, and the answers sent after its own, for 2 s. Bytes already
-    waiting (a pipelined request) still get the linger."""
+    waiting (a pipelined request) still get the linger, in the lingering thread."""
     try:
         # A TLS socket too: shutdown() drops its TLS layer, so the peek reads the raw stream.
         client.shutdown(socket.SHUT_WR)
@@ -207,7 +221,7 @@ def close_after_answer(client: socket.socket) -> None:
     except OSError:  # nothing waiting (BlockingIOError), or the client is gone
         waiting = b""
     if waiting:
-        util.close_graceful(client)
+        _lingerer().linger(client)
     else:
         client.close()
 
@@ -297,3 +311,107 @@ class HeldAnswers:
                     self._changed.wait(late)
                     continue  # the worker may have sent them meanwhile
             self.send()
+
+
+class Lingerer:
+    """Closes connections as gunicorn's close_graceful does (the write side shut, what the
+    client still sends read until it closes its end, LINGER_SECONDS or LINGER_BYTES at most,
+    then closed), all at once in a thread of its own: no one waits for a lingering client."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        # Wakes the thread for a new connection, or to stop.
+        self._wake, self._waker = socket.socketpair()
+        for end in (self._wake, self._waker):
+            end.setblocking(False)
+        self._selector.register(self._wake, selectors.EVENT_READ)
+        self._lock = threading.Lock()
+        self._new: list[socket.socket] = []
+        self._lingering = 0  # taken by linger() and not yet closed
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="lingerer", daemon=True)
+        self._thread.start()
+
+    def linger(self, client: socket.socket) -> None:
+        """Close client once its end is closed, or the linger is over; returns at once unless
+        MAX_LINGERING connections linger already."""
+        try:
+            client.shutdown(socket.SHUT_WR)
+            client.setblocking(False)
+        except OSError:  # the client is gone: nothing to wait for
+            client.close()
+            return
+        with self._lock:
+            taken = not self._closing and self._lingering < MAX_LINGERING
+            if taken:
+                self._new.append(client)
+                self._lingering += 1
+        if not taken:
+            util.close_graceful(client)
+            return
+        with contextlib.suppress(BlockingIOError):  # full: the thread is woken already
+            self._waker.send(b"\0")
+
+    def close(self) -> None:
+        """End the thread once every connection taken has been closed (LINGER_SECONDS at
+        most)."""
+        with self._lock:
+            self._closing = True
+        with contextlib.suppress(OSError):
+            self._waker.send(b"\0")
+        self._thread.join(LINGER_SECONDS + 1)
+
+    def _run(self) -> None:
+        # Each connection lingering: [when its linger is over (time.monotonic), bytes read].
+        lingering: dict[socket.socket, list[float]] = {}
+        while True:
+            with self._lock:
+                new, self._new = self._new, []
+                closing = self._closing
+            now = time.monotonic()
+            for client in new:
+                lingering[client] = [now + LINGER_SECONDS, 0]
+                self._selector.register(client, selectors.EVENT_READ)
+            if closing and not lingering:
+                return
+            timeout = min(d for d, _ in lingering.values()) - now if lingering else None
+            over = []
+            for key, _ in self._selector.select(timeout):
+                if key.fileobj is self._wake:
+                    with contextlib.suppress(BlockingIOError):
+                        self._wake.recv(4096)
+                    continue
+                client = cast(socket.socket, key.fileobj)
+                try:
+                    data = client.recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                lingering[client][1] += len(data)
+                if not data or lingering[client][1] >= LINGER_BYTES:
+                    over.append(client)
+            now = time.monotonic()
+            over += [c for c, (deadline, _) in lingering.items() if deadline <= now]
+            for client in set(over):
+                del lingering[client]
+                self._selector.unregister(client)
+                with contextlib.suppress(OSError):
+                    client.close()
+            if over:
+                with self._lock:
+                    self._lingering -= len(set(over))
+
+
+_LINGERER: Lingerer | None = None
+_LINGERER_PID: int | None = None
+_LINGERER_MADE = threading.Lock()
+
+
+def _lingerer() -> Lingerer:
+    """This process's Lingerer (a thread does not survive the fork of a worker)."""
+    global _LINGERER, _LINGERER_PID
+    with _LINGERER_MADE:
+        if _LINGERER is None or _LINGERER_PID != os.getpid():
+            _LINGERER, _LINGERER_PID = Lingerer(), os.getpid()
+        return _LINGERER

@@ -81,6 +81,12 @@ class ServerBackend:
                 if taken:
                     connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
 
+    def committing(self, connection: Connection) -> None:
+        pass
+
+    def committed(self, connection: Connection) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

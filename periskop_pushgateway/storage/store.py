@@ -155,11 +155,13 @@ class Store:
             if backend.write_connections is None:
                 with self._write_engine.begin() as connection:
                     yield connection
+                    backend.committing(connection)
             else:
                 connection = backend.write_connections()
                 with connection.begin():
                     yield connection
-            backend.wal_sync.committed()
+                    backend.committing(connection)
+            backend.committed(connection)
 
     def run_write(self, apply: Callable[[Connection], Any], flush: bool = True) -> Any:
         """apply(connection) in a write transaction, run again when the database aborted it to

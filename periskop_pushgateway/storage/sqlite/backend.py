@@ -5,13 +5,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import URL, Engine
+from sqlalchemy import URL, Connection, Engine
 
 from ...config import sqlite_synchronous
 from .database_stamp import DatabaseStamp
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
 from .turn_lock import TurnLock
+from .wal_guard import WalGuard
 from .wal_sync import NO_SYNC, NoSync, WalSync
 from .write_lock import WriteLock
 
@@ -32,8 +33,21 @@ class SqliteBackend:
     database_stamp: DatabaseStamp
     # Housekeeping's turn: one process of the gateway at a time.
     housekeeping_turn: TurnLock
+    # Refuses what would be written into a WAL file deleted or replaced under the gateway.
+    wal_guard: WalGuard
     # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
     one_writer = True
+
+    def committing(self, connection: Connection) -> None:
+        """Told at the end of a write transaction, before COMMIT: nothing is committed into
+        a WAL file that is gone (OperationalError, the transaction rolled back)."""
+        self.wal_guard.check_pooled(connection.connection)
+
+    def committed(self, connection: Connection) -> None:
+        """Told after each commit, the write lock still held: a commit that went into a WAL
+        file gone in the meantime is not acknowledged (OperationalError)."""
+        self.wal_guard.check_pooled(connection.connection)
+        self.wal_sync.committed()
 
     def close(self) -> None:
         """Close this process's and this thread's own connections (reopened when needed)."""
@@ -49,9 +63,10 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
     timeout_s = config["SQLITE_BUSY_TIMEOUT_MS"] / 1000
     # FULL's promise is kept by flushing the WAL after the write lock is released
     # (wal_sync.py), on connections that commit under NORMAL.
-    wal_sync = WalSync() if synchronous == "FULL" else None
+    wal_guard = WalGuard()
+    wal_sync = WalSync(wal_guard) if synchronous == "FULL" else None
     engine, driver_snapshot = create_sqlite_engine(
-        url, config, "NORMAL" if wal_sync else synchronous, wal_sync
+        url, config, "NORMAL" if wal_sync else synchronous, wal_guard, wal_sync
     )
     write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
     path = os.path.abspath(url.database)
@@ -60,7 +75,8 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
         wal_sync=wal_sync or NO_SYNC,
         write_connections=ThreadConnections(write_engine),
         driver_snapshot=driver_snapshot,
-        database_stamp=DatabaseStamp(path, timeout_s),
+        database_stamp=DatabaseStamp(path, timeout_s, wal_guard),
         housekeeping_turn=TurnLock(f"{url.database}.housekeeping"),
+        wal_guard=wal_guard,
     )
     return engine, write_engine, backend

@@ -17,11 +17,16 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from ..driver_sql import run_sql
 
 if TYPE_CHECKING:
+    from .wal_guard import WalGuard
     from .wal_sync import WalSync
 
 
 def create_sqlite_engine(
-    url: URL, config: Mapping[str, Any], synchronous: str, wal_sync: "WalSync | None" = None
+    url: URL,
+    config: Mapping[str, Any],
+    synchronous: str,
+    wal_guard: "WalGuard",
+    wal_sync: "WalSync | None" = None,
 ) -> tuple[Engine, Callable[[], AbstractContextManager["DriverConnection"]]]:
     assert url.database is not None  # engines.database_url refuses a SQLite URL without one
     busy_timeout_ms = config["SQLITE_BUSY_TIMEOUT_MS"]
@@ -44,16 +49,29 @@ def create_sqlite_engine(
         # file it leaves behind, which would otherwise keep its largest size forever.
         cursor.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         cursor.execute("PRAGMA foreign_keys=ON")
+        database_file = main_file(cursor)
         if wal_sync is not None:
-            wal_sync.database_opened(main_file(cursor))
+            wal_sync.database_opened(database_file)
+        # A read opens the WAL file, which the connection then keeps open.
+        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         cursor.close()
         record.info["file_identity"] = file_identity(path)
+        record.info["wal_identity"] = wal_guard.opened(dbapi_connection, database_file)
+
+    @event.listens_for(engine, "close")
+    def connection_closed(
+        dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry
+    ) -> None:
+        if "wal_identity" in record.info:  # counted by wal_guard.opened
+            wal_guard.closed()
 
     def begin(connection: "Connection | DriverConnection", sql: str) -> None:
-        """BEGIN on a connection (SQLAlchemy's, or a DriverConnection) whose file is still
-        the one at the path. On the driver's cursor: every transaction begins here, and
-        execute() would add a quarter to an empty one."""
-        check_same_file(path, connection.connection.info.get("file_identity"))
+        """BEGIN on a connection (SQLAlchemy's, or a DriverConnection) whose file, and WAL
+        file, are still the ones at the path. On the driver's cursor: every transaction
+        begins here, and execute() would add a quarter to an empty one."""
+        pooled = connection.connection
+        check_same_file(path, pooled.info.get("file_identity"))
+        wal_guard.check_pooled(pooled)
         run_sql(connection, sql)
 
     @event.listens_for(engine, "begin")

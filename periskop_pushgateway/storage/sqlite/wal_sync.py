@@ -12,8 +12,10 @@ Why a flush of the WAL file after the commit covers the commit: the commit's fra
 written to the file before COMMIT returned. If a checkpoint has since copied them into the
 database file, that checkpoint flushed the WAL before copying and the database after (what
 NORMAL does at every checkpoint), so they are on disk either way, even if the WAL file has
-since been started over, truncated or deleted. A WAL file newly created has its directory
-entry flushed as well, once per file, as SQLite does for FULL.
+since been started over or truncated. It is never deleted nor replaced while this process has
+it open: a file missing, or not the one the process opened, is refused (wal_guard.py). A WAL
+file newly created has its directory entry flushed as well, once per file, as SQLite does for
+FULL.
 
 What SQLite's FULL does and this does not: between the commit and the flush, readers see a
 push that is not yet on disk (a scrape in that moment, then a power cut, and the Periskop
@@ -26,9 +28,16 @@ import threading
 
 from sqlalchemy.exc import OperationalError
 
+from .wal_guard import WalGuard, wal_gone
+
+# What becomes of the commits the file held, when a flush finds it gone (wal_guard.py).
+_NEXT_SALVAGES = "the next transaction copies what it held into the database file"
+
 
 class WalSync:
-    def __init__(self) -> None:
+    def __init__(self, wal_guard: WalGuard) -> None:
+        # The WAL file this process's connections opened: the one whose flush covers them.
+        self.wal_guard = wal_guard
         # Told by each new connection (database_opened): SQLite follows symbolic links in
         # the configured path, and puts the WAL file beside the file it opened.
         self.wal_path: str | None = None
@@ -82,16 +91,23 @@ class WalSync:
     def _sync(self) -> None:
         if self.wal_path is None:
             return  # no connection was ever opened: nothing was committed
+        opened = self.wal_guard.opened_file()
         try:
             fd = os.open(self.wal_path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return  # checkpointed and removed: in the database file, flushed by the checkpoint
+            if opened is None:
+                return  # every connection closed: SQLite checkpointed and removed the file
+            # SQLite removes it only when its last connection closes, and this process's
+            # are open: deleted under the gateway, with the commits it held.
+            raise wal_gone(self.wal_path, _NEXT_SALVAGES) from None
         try:
-            os.fdatasync(fd)
             stat = os.fstat(fd)
+            identity = (stat.st_dev, stat.st_ino)
+            if opened is not None and identity != opened:
+                raise wal_gone(self.wal_path, _NEXT_SALVAGES)
+            os.fdatasync(fd)
         finally:
             os.close(fd)
-        identity = (stat.st_dev, stat.st_ino)
         if identity != self._synced_file:
             self._sync_directory()
             self._synced_file = identity
