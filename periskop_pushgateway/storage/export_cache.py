@@ -9,16 +9,16 @@ read for the very version it was rendered from. When the directory cannot be wri
 disk), scrapes are still answered, rendered each time, and the failure is logged.
 """
 
-import atexit
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Mapping
 from io import BufferedReader
 from pathlib import Path
 from typing import Any, Self
+
+from ..temporary_directory import own_temporary_directory
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +44,7 @@ class ExportFileCache:
             for stale in directory.iterdir():
                 stale.unlink(missing_ok=True)
         else:
-            creator = os.getpid()
-            _remove_abandoned(Path(tempfile.gettempdir()))
-            directory = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{creator}-"))
-            # Forked workers run the exit handlers too: only the process that made it removes it.
-            atexit.register(
-                lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)  # type: ignore[func-returns-value]
-            )
+            directory = own_temporary_directory(_TEMPORARY_PREFIX)
         return cls(directory, config["EXPORT_CACHE_BYTES"])
 
     def open(
@@ -138,23 +132,3 @@ def _parts(name: str) -> tuple[str, tuple[str, str, str], str] | None:
         return None
     group, id_, created, revision, suffix = name.split(".", 4)
     return group, (id_, created, revision), suffix
-
-
-def _remove_abandoned(temporary: Path) -> None:
-    """Remove the temporary directories of gateways that died without removing theirs (kill -9,
-    out of memory): each holds up to EXPORT_CACHE_BYTES, and a year of such restarts would
-    fill the disk. Another live gateway's directory is left alone."""
-    for candidate in temporary.glob(f"{_TEMPORARY_PREFIX}*-*"):
-        pid = candidate.name[len(_TEMPORARY_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(candidate, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True

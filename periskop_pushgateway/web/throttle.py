@@ -16,20 +16,19 @@ memory for a while and says so: the bounds then hold per worker rather than for 
 no one is locked out, and no request fails for it.
 """
 
-import atexit
 import hashlib
 import logging
 import math
 import os
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from ..temporary_directory import own_temporary_directory
 
 log = logging.getLogger(__name__)
 
@@ -282,33 +281,9 @@ def shared_records_path() -> Path | None:
     """A file in a new temporary directory for the records of this gateway's workers, removed
     when this process exits (and, when left by a gateway that was killed, by the next to
     start); None when none can be made."""
-    creator = os.getpid()
-    temporary = Path(tempfile.gettempdir())
     try:
-        _remove_abandoned(temporary)
-        directory = Path(tempfile.mkdtemp(prefix=f"{_TEMPORARY_PREFIX}{creator}-"))
+        directory = own_temporary_directory(_TEMPORARY_PREFIX)
     except OSError as error:
         log.warning("credential records: no shared file (%s): each worker keeps its own", error)
         return None
-    # Forked workers run the exit handlers too: only the process that made it removes it.
-    atexit.register(
-        lambda: os.getpid() == creator and shutil.rmtree(directory, ignore_errors=True)  # type: ignore[func-returns-value]
-    )
     return directory / _FILE_NAME
-
-
-def _remove_abandoned(temporary: Path) -> None:
-    for candidate in temporary.glob(f"{_TEMPORARY_PREFIX}*-*"):
-        pid = candidate.name[len(_TEMPORARY_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(candidate, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
