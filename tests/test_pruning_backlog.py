@@ -2,7 +2,7 @@
 
 One prune that deleted millions of rows in one transaction once held the write lock past
 gunicorn's timeout, was killed, rolled back, and started again by the next push: no push got
-through. Here `periskop-pushgateway prune` drains 200,000 counters beyond a lowered cap in
+through. Here `periskop-pushgateway prune` drains 1,000,000 counters beyond a lowered cap in
 another process while this one pushes without pause."""
 
 import os
@@ -17,7 +17,7 @@ from periskop_pushgateway.storage.models import aggregates, groups, process_coun
 
 from .helpers import aggregate, counts, post, push_body, scrape
 
-BACKLOG = 200_000
+BACKLOG = 1_000_000
 CAP = 1000
 
 

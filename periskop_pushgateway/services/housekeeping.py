@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,10 @@ class Housekeeping:
         self._dropped_lock = threading.Lock()
         self._thread_pid: int | None = None
         self._starting = threading.Lock()
+        # Held while the thread works: a fork waits for it, so that a child never inherits a
+        # lock (a connection pool's) that the thread held at that moment.
+        self._working = threading.Lock()
+        _all.add(self)
         # False: no thread is started, and run_if_due is called by whoever moves the store's
         # clock (tests that simulate days).
         self.in_background = True
@@ -60,7 +65,8 @@ class Housekeeping:
         stop = threading.Event()  # never set: the thread ends with its process
         while not stop.wait(TICK_SECONDS):
             try:
-                self.run_if_due()
+                with self._working:
+                    self.run_if_due()
             except SQLAlchemyError as error:
                 # The database is unavailable: the next tick tries again.
                 log.warning("housekeeping failed: %s", error)
@@ -106,3 +112,21 @@ class Housekeeping:
             )
             log.warning("%s", message)
             report(self.store, "KeysDropped", message, count=count)
+
+
+_all: "weakref.WeakSet[Housekeeping]" = weakref.WeakSet()
+_paused: list[Housekeeping] = []
+
+
+def _before_fork() -> None:
+    for housekeeping in list(_all):
+        housekeeping._working.acquire()
+        _paused.append(housekeeping)
+
+
+def _after_fork() -> None:
+    while _paused:
+        _paused.pop()._working.release()
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
