@@ -3,6 +3,7 @@ test can say exactly which counts the export may show after a crash or a restart
 
 import json
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -140,3 +141,12 @@ def stop_pushers(pushers, stop):
     for pusher in pushers:
         pusher.join(60)
         assert not pusher.is_alive(), f"{pusher.name} is stuck"
+
+
+def wait_for_acknowledged_pushes(pushers, more_than, timeout=20):
+    """Let the clients push until each has had `more_than` more acknowledged."""
+    start = [p.acknowledged for p in pushers]
+    deadline = time.monotonic() + timeout
+    while any(p.acknowledged - s < more_than for p, s in zip(pushers, start, strict=True)):
+        assert time.monotonic() < deadline, [p.failures[-3:] for p in pushers]
+        time.sleep(0.05)

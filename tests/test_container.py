@@ -11,8 +11,7 @@ from . import container
 from .conftest import POSTGRESQL_URL, TEST_DATABASE, new_postgresql_url
 from .container import Container, Volume
 from .helpers import counts
-from .pushers import check_export, run_pushers, stop_pushers
-from .test_crash import wait_for_acknowledged_pushes
+from .pushers import check_export, run_pushers, stop_pushers, wait_for_acknowledged_pushes
 from .test_dockerfile import image_user
 from .test_real_client import push_like_a_job
 

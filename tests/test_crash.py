@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from .helpers import counts
-from .pushers import check_export, run_pushers, stop_pushers
+from .pushers import check_export, run_pushers, stop_pushers, wait_for_acknowledged_pushes
 from .servers import production_gunicorn
 
 CLIENTS = 6
@@ -24,15 +24,6 @@ def scrape(url):
     response = requests.get(url + "/-/errors", timeout=10)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def wait_for_acknowledged_pushes(pushers, more_than, timeout=20):
-    """Let the clients push until each has had `more_than` more acknowledged."""
-    start = [p.acknowledged for p in pushers]
-    deadline = time.monotonic() + timeout
-    while any(p.acknowledged - s < more_than for p, s in zip(pushers, start, strict=True)):
-        assert time.monotonic() < deadline, [p.failures[-3:] for p in pushers]
-        time.sleep(0.05)
 
 
 @pytest.mark.sqlite_only

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from periskop_pushgateway.app import create_app
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
-from .pushers import check_export, run_pushers, stop_pushers
+from .pushers import check_export, run_pushers, stop_pushers, wait_for_acknowledged_pushes
 from .servers import production_gunicorn
 
 pytestmark = pytest.mark.sqlite_only
@@ -198,14 +198,6 @@ def test_a_wal_file_deleted_or_replaced_is_noticed_and_what_it_held_is_kept(
     assert counts(scrape(restarted)) == {"k": 2}
 
 
-def wait_for_acknowledged_pushes(pushers, more_than, timeout=30):
-    start = [p.acknowledged for p in pushers]
-    deadline = time.monotonic() + timeout
-    while any(p.acknowledged - s < more_than for p, s in zip(pushers, start, strict=True)):
-        assert time.monotonic() < deadline, [p.failures[-3:] for p in pushers]
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 def test_a_wal_file_deleted_or_replaced_under_load_loses_nothing_acknowledged(
@@ -221,7 +213,7 @@ def test_a_wal_file_deleted_or_replaced_under_load_loses_nothing_acknowledged(
     with gateway:
         pushers, stop = run_pushers(gateway.url, 4)
         try:
-            wait_for_acknowledged_pushes(pushers, more_than=20)
+            wait_for_acknowledged_pushes(pushers, more_than=20, timeout=30)
             if how == "deleted":
                 os.remove(wal)
             else:

@@ -21,7 +21,7 @@ import requests
 
 from .helpers import counts
 from .processes import start_in_own_session
-from .pushers import ANONYMOUS_KEY, Pusher, check_export, stop_pushers
+from .pushers import ANONYMOUS_KEY, Pusher, check_export, stop_pushers, wait_for_acknowledged_pushes
 from .servers import Gunicorn, production_gunicorn
 
 pytestmark = pytest.mark.sqlite_only
@@ -159,16 +159,6 @@ class Cut:
     lost: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def wait_for_acknowledged_pushes(
-    pushers: list[PausablePusher], more_than: int, timeout: float = 30
-) -> None:
-    start = [p.acknowledged for p in pushers]
-    deadline = time.monotonic() + timeout
-    while any(p.acknowledged - s < more_than for p, s in zip(pushers, start, strict=True)):
-        assert time.monotonic() < deadline, [p.failures[-3:] for p in pushers]
-        time.sleep(0.02)
-
-
 def integrity(database: Path) -> str:
     # Opened while the gateway holds the database open, so closing it checkpoints nothing.
     with contextlib.closing(sqlite3.connect(database)) as connection:
@@ -207,7 +197,7 @@ def push_through_power_cuts(
     results = []
     try:
         for _ in range(cuts):
-            wait_for_acknowledged_pushes(pushers, more_than=PUSHES_BETWEEN_CUTS)
+            wait_for_acknowledged_pushes(pushers, more_than=PUSHES_BETWEEN_CUTS, timeout=30)
             gateway.kill()  # the power cut stops every process first...
             running.clear()
             for pusher in pushers:  # each has heard of its last push
