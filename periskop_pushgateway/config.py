@@ -112,6 +112,13 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
         "Bytes of occurrences a group stores, exported or hidden; beyond it the oldest stored "
         "are deleted (their counts stay), down to 7/8 of it.",
     ),
+    "MAX_DATABASE_BYTES": (
+        _GiB,
+        WholeNumber(16 * _MiB, 1024 * 1024 * _GiB),
+        "Bytes the SQLite database and its write-ahead log take together; past 7/8 of it "
+        "(less the WAL's limit) the oldest occurrences of the groups holding the most are "
+        "evicted (their counts stay), and a push that would pass it gets 507.",
+    ),
     "EXPORT_CACHE_BYTES": (
         64 * 1024 * 1024,
         WholeNumber(1, 1024 * _GiB),

@@ -32,7 +32,22 @@ def _credentials_check(role: str) -> Callable[[Mapping[str, Any]], None]:
 _CHECKS: list[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], object]]] = [
     *((_role_settings(role), _credentials_check(role)) for role in _ROLES),
     (("DATABASE_URL",), lambda config: database_url(config["DATABASE_URL"])),
+    (("MAX_DATABASE_BYTES", "SQLITE_WAL_LIMIT_BYTES"), lambda config: _room_for_data(config)),
 ]
+
+# What MAX_DATABASE_BYTES must leave for the database beside the WAL's limit.
+MIN_DATA_BYTES = 8 * 1024 * 1024
+
+
+def _room_for_data(config: Mapping[str, Any]) -> None:
+    room = config["MAX_DATABASE_BYTES"] - config["SQLITE_WAL_LIMIT_BYTES"]
+    if room < MIN_DATA_BYTES:
+        raise ValueError(
+            "PERISKOP_PUSHGATEWAY_MAX_DATABASE_BYTES must exceed "
+            f"PERISKOP_PUSHGATEWAY_SQLITE_WAL_LIMIT_BYTES by at least {MIN_DATA_BYTES} "
+            f"(8 MiB for the database itself; the WAL's limit is inside the budget), got "
+            f"{config['MAX_DATABASE_BYTES']} and {config['SQLITE_WAL_LIMIT_BYTES']}"
+        )
 
 
 def config_errors(config: Mapping[str, Any]) -> list[str]:

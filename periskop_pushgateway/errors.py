@@ -29,6 +29,9 @@ class PushRejected(Exception):
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "description": self.description}
 
+    def headers(self) -> dict[str, str]:
+        return {}
+
 
 class InvalidPush(PushRejected):
     """A body that is not a valid push; `errors` maps field paths to messages."""
@@ -77,6 +80,24 @@ class TooManyGroups(PushRejected):
     outcome = "too_many_groups"
 
 
+class DatabaseFull(PushRejected):
+    """A push that would take the database past MAX_DATABASE_BYTES when nothing is left to
+    evict in time (storage/budget.py): what it would add is keys and counters, or it came
+    faster than housekeeping evicts occurrences."""
+
+    code = 507
+    message = "database full"
+    outcome = "database_full"
+
+    def headers(self) -> dict[str, str]:
+        # Housekeeping evicts within a second or two when occurrences can go; when they
+        # cannot, an operator has to act, and a client retrying sooner only adds load.
+        return {"Retry-After": str(DATABASE_FULL_RETRY_AFTER_SECONDS)}
+
+
+DATABASE_FULL_RETRY_AFTER_SECONDS = 60
+
+
 class UnsupportedPushEncoding(PushRejected):
     code = 415
     message = "unsupported content encoding"
@@ -88,6 +109,7 @@ REJECTIONS = (
     InvalidPush,
     MalformedPushBody,
     TooManyGroups,
+    DatabaseFull,
     PushBodyTimedOut,
     PushTooLarge,
     UnsupportedPushEncoding,
@@ -116,7 +138,9 @@ def field_paths(messages: Any, prefix: str = "") -> dict[str, Any]:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PushRejected)
     def rejected_push(error: PushRejected) -> tuple[Response, int]:
-        return jsonify(error.body()), error.code
+        response = jsonify(error.body())
+        response.headers.update(error.headers())
+        return response, error.code
 
     # Flask's types take no None status, which Flask itself handles (the status stays as set).
     @app.errorhandler(HTTPException)  # type: ignore[type-var]

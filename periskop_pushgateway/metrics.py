@@ -142,6 +142,21 @@ class StoredDataCollector:
             )
             database.add_metric([], size)
             yield database
+        budget_use = self.store.budget_use()
+        if budget_use is not None:
+            used, budget = budget_use
+            in_use = GaugeMetricFamily(
+                "periskop_pushgateway_database_used_bytes",
+                "Bytes of the SQLite database's pages in use (its free pages left out).",
+            )
+            in_use.add_metric([], used)
+            limit = GaugeMetricFamily(
+                "periskop_pushgateway_database_limit_bytes",
+                "What the pages in use may take: MAX_DATABASE_BYTES less the WAL's limit.",
+            )
+            limit.add_metric([], budget.limit_bytes)
+            yield in_use
+            yield limit
 
 
 def _per_group(rows: Sequence["Row"]) -> Iterator[GaugeMetricFamily]:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import metrics
 from ..groups import describe_group
+from ..storage.budget import Eviction, keep_within_budget
 from .self_report import report
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Housekeeping:
         # group name -> keys dropped since the last report; requests add, the thread takes.
         self._dropped: Counter[str] = Counter()
         self._dropped_lock = threading.Lock()
+        self._next_full_warning = 0.0
         self._thread_pid: int | None = None
         self._starting = threading.Lock()
         # Held while the thread works: a fork waits for it, so that a child never inherits a
@@ -79,17 +81,66 @@ class Housekeeping:
         it pruned, or None."""
         now = self.store.clock()
         if now < self._due_ns:
+            if self.store.backend.budget is not None:
+                with self.store.backend.housekeeping_turn() as taken:
+                    if taken:
+                        self.keep_within_budget()
             return None
         self._due_ns = now + self.interval_ns
         self.report_dropped_keys()
         with self.store.backend.housekeeping_turn() as taken:
-            return self.prune() if taken else None
+            if not taken:
+                return None
+            self.keep_within_budget()
+            return self.prune()
 
     def run(self) -> dict[str, int]:
-        """Prune now, and report the keys dropped since the last report."""
+        """Prune now, keep the database within its budget, and report the keys dropped
+        since the last report."""
         pruned = self.prune()
+        self.keep_within_budget()
         self.report_dropped_keys()
         return pruned
+
+    def keep_within_budget(self) -> Eviction | None:
+        """Evict occurrences when the database is near its budget (storage/budget.py), and
+        say so in the log, the metrics and the gateway's own export."""
+        budget = self.store.backend.budget
+        if budget is None:
+            return None
+        started = time.monotonic()
+        eviction = keep_within_budget(self.store, budget)
+        if eviction is None:
+            return None
+        if not eviction.occurrences:
+            # Said once a minute, not on every tick while it lasts.
+            if time.monotonic() >= self._next_full_warning:
+                self._next_full_warning = time.monotonic() + 60
+                log.warning(
+                    "the database holds %s bytes, near its budget of %s "
+                    "(PERISKOP_PUSHGATEWAY_MAX_DATABASE_BYTES less the WAL's limit), and no "
+                    "occurrences are left to evict: pushes that add keys or counters get 507 "
+                    "once the budget is reached; raise the budget or delete groups",
+                    f"{eviction.used_before:,}",
+                    f"{budget.limit_bytes:,}",
+                )
+            return eviction
+        metrics.PRUNED_ROWS.labels("budget_occurrences").inc(eviction.occurrences)
+        groups = ", ".join(describe_group(group) for group in eviction.groups) or "no group"
+        message = (
+            f"the database held {eviction.used_before:,} bytes, near its budget of "
+            f"{budget.limit_bytes:,} (PERISKOP_PUSHGATEWAY_MAX_DATABASE_BYTES less the WAL's "
+            f"limit): evicted the {eviction.occurrences:,} oldest occurrences of {groups} "
+            f"(their counts stay), down to {eviction.used_after:,} bytes"
+        )
+        if eviction.used_after > budget.evict_down_to_bytes:
+            message += (
+                "; what is left is keys and counters, which are not evicted: pushes that add "
+                "more get 507 once the budget is reached"
+            )
+        log.warning("%s seconds=%.1f", message, time.monotonic() - started)
+        report(self.store, "DatabaseBudget", message, count=eviction.occurrences)
+        return eviction
 
     def prune(self) -> dict[str, int]:
         started = time.monotonic()

@@ -58,6 +58,8 @@ class ServerBackend:
     write_connections = None
     driver_snapshot = None
     database_stamp = None
+    # MAX_DATABASE_BYTES is kept on SQLite alone (budget.py says why).
+    budget = None
     one_writer = False
 
     def __init__(self, engine: Engine) -> None:

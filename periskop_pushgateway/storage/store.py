@@ -19,6 +19,7 @@ from ..errors import TooManyGroups
 from ..server.large_work import one_at_a_time
 from ..wire.render import render_export
 from ..wire.timestamps import now_ns
+from .budget import DatabaseBudget, used_bytes
 from .engines import Database, database_size, snapshot_options
 from .export_cache import ExportFileCache
 from .group_commit import GroupCommit
@@ -233,8 +234,10 @@ class Store:
         now = self.clock()
         process = process_id(push["target_uuid"])
         keys = _key_digests(push)
+        budget = self.backend.budget
 
         def apply(connection: Connection) -> PushSummary:
+            used_before = used_bytes(connection) if capped and budget is not None else None
             group_id, last_push_ns, occurrence_bytes = _lock_group(
                 connection, group_name, now, self.settings.max_groups, pushed=capped
             )
@@ -264,6 +267,8 @@ class Store:
                 TOUCH_GROUP.execute(connection, {"group_id": group_id, "now": now})
             if process is not None:
                 _save_counters(connection, process, group_id, states, now)
+            if used_before is not None:
+                budget.check(connection, used_before)  # type: ignore[union-attr]
             return summary
 
         return self.run_write(apply, flush=flush)
@@ -526,6 +531,13 @@ class Store:
             ).all()
             size = database_size(connection)
         return rows, size
+
+    def budget_use(self) -> tuple[int, DatabaseBudget] | None:
+        """(bytes of pages in use, the budget) on SQLite; None where no budget is kept."""
+        budget = self.backend.budget
+        if budget is None:
+            return None
+        return self.read_snapshot(used_bytes), budget
 
 
 def empty_group_uuid(group_name: str) -> str:

@@ -223,6 +223,17 @@ class WipedSchema(Schema):
 class StatusDatabaseSchema(Schema):
     dialect = fields.String(required=True)
     size_bytes = fields.Integer(validate=validate.Range(min=0), **_NULLABLE)
+    # SQLite alone (MAX_DATABASE_BYTES is kept there).
+    used_bytes = fields.Integer(
+        validate=validate.Range(min=0), metadata={"description": "Bytes of pages in use."}
+    )
+    budget_bytes = fields.Integer(
+        validate=validate.Range(min=0), metadata={"description": "MAX_DATABASE_BYTES."}
+    )
+    data_limit_bytes = fields.Integer(
+        validate=validate.Range(min=0),
+        metadata={"description": "What the pages in use may take: the budget less the WAL's."},
+    )
 
 
 class StatusGroupSchema(Schema):
@@ -297,6 +308,10 @@ def _operations(app: Flask, push_schema: Schema) -> dict[str, Operation]:
                 408: ("The body stopped arriving before its declared end.", _error()),
                 413: (f"Over {max_bytes} bytes, sent or decompressed.", _error()),
                 415: ("A Content-Encoding other than gzip, deflate, identity.", _error()),
+                507: (
+                    "The database at MAX_DATABASE_BYTES (SQLite): retry after Retry-After.",
+                    _error(),
+                ),
             },
         ),
         "export.export": Operation(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine
 
 from ...config import sqlite_synchronous
+from ..budget import DatabaseBudget, database_budget
 from .database_stamp import DatabaseStamp
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
@@ -35,6 +36,8 @@ class SqliteBackend:
     housekeeping_turn: TurnLock
     # Refuses what would be written into a WAL file deleted or replaced under the gateway.
     wal_guard: WalGuard
+    # MAX_DATABASE_BYTES: what the pages in use may take (budget.py).
+    budget: DatabaseBudget
     # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
     one_writer = True
 
@@ -78,5 +81,6 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
         database_stamp=DatabaseStamp(path, timeout_s, wal_guard),
         housekeeping_turn=TurnLock(f"{url.database}.housekeeping"),
         wal_guard=wal_guard,
+        budget=database_budget(config),
     )
     return engine, write_engine, backend

@@ -67,13 +67,18 @@ def wipe(group: str = DEFAULT_GROUP) -> Response:
 
 @blueprint.get("/-/status")
 def status() -> Response:
-    rows, size = current_gateway().store.status()
+    store = current_gateway().store
+    rows, size = store.status()
+    database = {"dialect": store.engine.dialect.name, "size_bytes": size}
+    budget_use = store.budget_use()
+    if budget_use is not None:
+        used, budget = budget_use
+        database.update(
+            used_bytes=used, budget_bytes=budget.budget_bytes, data_limit_bytes=budget.limit_bytes
+        )
     return jsonify(
         version=__version__,
-        database={
-            "dialect": current_gateway().store.engine.dialect.name,
-            "size_bytes": size,
-        },
+        database=database,
         groups=[
             {
                 "name": row.name or None,
