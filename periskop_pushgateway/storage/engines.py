@@ -54,10 +54,12 @@ class ServerBackend:
     have closed it)."""
 
     write_lock = staticmethod(contextlib.nullcontext)
+    room_to_free = staticmethod(contextlib.nullcontext)
     wal_sync = NO_SYNC
     write_connections = None
     driver_snapshot = None
     database_stamp = None
+    disk_reserve = None  # the server's disk is the server's
     one_writer = False
 
     def __init__(self, engine: Engine) -> None:
@@ -85,6 +87,9 @@ class ServerBackend:
         pass
 
     def committed(self, connection: Connection) -> None:
+        pass
+
+    def refill_disk_reserve(self) -> None:
         pass
 
     def close(self) -> None:
