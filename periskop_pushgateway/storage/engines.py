@@ -92,6 +92,9 @@ class ServerBackend:
     def refill_disk_reserve(self) -> None:
         pass
 
+    def disk_problem(self, engine: Engine) -> None:
+        return None
+
     def close(self) -> None:
         pass
 

@@ -10,7 +10,7 @@ from sqlalchemy import URL, Connection, Engine
 
 from ...config import sqlite_synchronous
 from .database_stamp import DatabaseStamp
-from .disk_reserve import DiskReserve, checkpoint
+from .disk_reserve import DiskReserve, checkpoint, writes_fail_for_room
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
 from .turn_lock import TurnLock
@@ -73,6 +73,10 @@ class SqliteBackend:
 
     def refill_disk_reserve(self) -> None:
         self.disk_reserve.refill()
+
+    def disk_problem(self, engine: Engine) -> str | None:
+        """Why writes fail for a full disk, or None."""
+        return writes_fail_for_room(engine, self.disk_reserve.path)
 
     def close(self) -> None:
         """Close this process's and this thread's own connections (reopened when needed)."""

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 # The reserve grows by this much at a time, by less at the end of a filesystem's room.
 _STEP_BYTES = 1024 * 1024
 _SMALLEST_STEP_BYTES = 4096
+# Writes are taken to fail for a full disk below this much room: a push of a few occurrences
+# fits in it, and an SQLite checkpoint of the WAL's usual 1,000 pages (4 MB) nearly does.
+ROOM_FOR_WRITES = 1024 * 1024
 
 
 class DiskReserve:
@@ -148,3 +152,18 @@ def checkpoint(driver: sqlite3.Connection) -> None:
         return
     if busy:
         log.warning("checkpoint on a full disk: %d of %d frames copied", copied, frames)
+
+
+def writes_fail_for_room(engine: Engine, path: str) -> str | None:
+    """Why writes fail for a full disk, or None: the filesystem's free room, with the database
+    file's free pages (which writes reuse), under ROOM_FOR_WRITES. Reads alone, so that
+    every worker tells the same, whoever filled the disk."""
+    free = free_bytes(path)
+    if free >= ROOM_FOR_WRITES:
+        return None
+    with engine.connect() as connection:
+        pages = connection.exec_driver_sql("PRAGMA freelist_count").scalar_one()
+        page_size = connection.exec_driver_sql("PRAGMA page_size").scalar_one()
+    if free + pages * page_size >= ROOM_FOR_WRITES:
+        return None
+    return "writes fail: the disk is full"
