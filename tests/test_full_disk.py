@@ -15,12 +15,17 @@ from pathlib import Path
 import pytest
 import requests
 
+from periskop_pushgateway.config import SETTINGS
+
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 from .servers import production_gunicorn
 from .test_database_trouble import small_filesystem
 
 pytestmark = pytest.mark.sqlite_only
 
+# The default, not the suite's (conftest.py).
+RESERVE = SETTINGS["SQLITE_DISK_RESERVE_BYTES"][0]
+RESERVE_ENV = {"PERISKOP_PUSHGATEWAY_SQLITE_DISK_RESERVE_BYTES": str(RESERVE)}
 # Most pushes go to BIG, the group an operator deletes to free room.
 BIG, SMALL = "big", "small"
 
@@ -65,7 +70,7 @@ def full_gateway(make_app, tmp_path):
     filesystem that its own pushes filled."""
     with small_filesystem(tmp_path / "fs", size="16m") as folder:
         database = folder / "gateway.db"
-        app = make_app(DATABASE_URL=f"sqlite:///{database}")
+        app = make_app(DATABASE_URL=f"sqlite:///{database}", SQLITE_DISK_RESERVE_BYTES=RESERVE)
         client = app.test_client()
         acknowledged = fill_the_disk(lambda group, body: post(client, body, group).status_code)
         yield app, client, database, acknowledged
@@ -103,7 +108,9 @@ def test_after_a_restart_on_the_full_disk_an_admin_delete_frees_room(full_gatewa
     app, _client, database, acknowledged = full_gateway
     app.extensions["periskop_pushgateway"].store.close()
 
-    restarted = make_app(DATABASE_URL=f"sqlite:///{database}").test_client()
+    restarted = make_app(
+        DATABASE_URL=f"sqlite:///{database}", SQLITE_DISK_RESERVE_BYTES=RESERVE
+    ).test_client()
     assert not_ready_for_a_full_disk(restarted.get("/-/ready"))
     assert restarted.delete(f"/services/{BIG}").status_code == 200
     assert post(restarted, room_push(10_001), BIG).status_code == 200
@@ -123,6 +130,7 @@ def test_the_prune_command_frees_room_on_a_full_disk(full_gateway):
             **os.environ,
             "PERISKOP_PUSHGATEWAY_DATABASE_URL": f"sqlite:///{database}",
             "PERISKOP_PUSHGATEWAY_RETENTION_SECONDS": "1",
+            **RESERVE_ENV,
         },
         capture_output=True,
         text=True,
@@ -156,7 +164,9 @@ def test_gunicorn_workers_tell_a_full_disk_and_recover_after_an_admin_delete(tmp
     with small_filesystem(tmp_path / "fs", size="16m") as folder:
         database = folder / "gateway.db"
         gateway = production_gunicorn(
-            f"sqlite:///{database}", tmp_path, env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true"}
+            f"sqlite:///{database}",
+            tmp_path,
+            env={"PERISKOP_PUSHGATEWAY_ADMIN_OPEN": "true", **RESERVE_ENV},
         )
         with gateway:
 
@@ -191,7 +201,9 @@ def test_gunicorn_workers_tell_a_full_disk_and_recover_after_an_admin_delete(tmp
 
 def test_gunicorn_workers_tell_a_disk_filled_from_outside_and_recover_once_freed(tmp_path):
     with small_filesystem(tmp_path / "fs", size="16m") as folder:
-        gateway = production_gunicorn(f"sqlite:///{folder / 'gateway.db'}", tmp_path)
+        gateway = production_gunicorn(
+            f"sqlite:///{folder / 'gateway.db'}", tmp_path, env=RESERVE_ENV
+        )
         with gateway:
             assert push_ok(gateway, 1)
             assert every_worker_answers(gateway, "/-/ready", lambda r: r.status_code == 200)
