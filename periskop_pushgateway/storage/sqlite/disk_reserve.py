@@ -6,7 +6,7 @@ disk. So once pushes have filled the disk, an admin delete or a prune would fail
 pushes. A file beside the database, `<database>.reserve`, holds real blocks (allocated, not a
 sparse file) for them: such a write that fails for a full disk releases it while it holds the
 write lock, so no push takes the room first, checkpoints, and runs again. Pushes never
-release it. The filesystem's free room goes to the reserve first, until it has its size again.
+release it. It grows back from the filesystem's free room, taking at most half of it.
 """
 
 import errno
@@ -96,6 +96,8 @@ class DiskReserve:
         held, size = self._state()
         if size > self.size:
             return True  # a smaller size was configured since
+        if held >= self.size:
+            return False
         # Grown a step at a time, not for each page a tick finds free.
         return self._target(held) >= held + min(_STEP_BYTES, self.size - held) > held
 
