@@ -279,6 +279,12 @@ SETTINGS: dict[str, tuple[Any, Callable[[str], Any], str]] = {
         WholeNumber(1, 1024 * _GiB),
         "Size the SQLite write-ahead log is truncated back to after each checkpoint.",
     ),
+    "SQLITE_DISK_RESERVE_BYTES": (
+        64 * 1024 * 1024,
+        WholeNumber(0, 1024 * _GiB),
+        "Disk kept beside a SQLite database (<database>.reserve) for admin deletes and "
+        "pruning on a full disk; 0: none.",
+    ),
     "PROXY_HOPS": (
         0,
         WholeNumber(0, 10),

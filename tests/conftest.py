@@ -17,6 +17,9 @@ POSTGRESQL_URL = os.environ.get(
     "PERISKOP_PUSHGATEWAY_TEST_POSTGRESQL_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 _schemas = []
+# The disk reserve each test's SQLite database keeps: at the default (64 MiB), the suite's
+# hundreds of databases would take tens of GB. tests/test_full_disk.py sets the default.
+TEST_DISK_RESERVE_BYTES = 1024 * 1024
 
 
 def pytest_collection_modifyitems(config, items):
@@ -68,7 +71,14 @@ def make_app(database_url):
     def make(**overrides):
         # Most tests use the admin API: the suite opens it. Its default, off, is tested by
         # tests/test_admin.py with create_app alone.
-        app = create_app({"DATABASE_URL": database_url, "ADMIN_OPEN": True, **overrides})
+        app = create_app(
+            {
+                "DATABASE_URL": database_url,
+                "ADMIN_OPEN": True,
+                "SQLITE_DISK_RESERVE_BYTES": TEST_DISK_RESERVE_BYTES,
+                **overrides,
+            }
+        )
         # In one test's process, housekeeping runs when the test says (run_if_due, run):
         # served by gunicorn, each worker's thread runs it (tests/test_housekeeping.py).
         app.extensions["periskop_pushgateway"].housekeeping.in_background = False

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from .conftest import new_database_url
+from .conftest import TEST_DISK_RESERVE_BYTES, new_database_url
 from .processes import kill_session, start_in_own_session
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +44,12 @@ class Gunicorn:
             "--graceful-timeout",
             "10",
         ]
-        self.env = {**os.environ, "PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url, **(env or {})}
+        self.env = {
+            **os.environ,
+            "PERISKOP_PUSHGATEWAY_DATABASE_URL": database_url,
+            "PERISKOP_PUSHGATEWAY_SQLITE_DISK_RESERVE_BYTES": str(TEST_DISK_RESERVE_BYTES),
+            **(env or {}),
+        }
         self.log_path = log_path
         self.cwd = cwd
         self.pass_fds = ()

@@ -79,6 +79,7 @@ class Housekeeping:
         """When the interval has passed since this process last looked: report the keys
         dropped meanwhile, and prune unless another process of the gateway is pruning; what
         it pruned, or None."""
+        self.store.backend.refill_disk_reserve()  # given back on a full disk (disk_reserve.py)
         now = self.store.clock()
         if now < self._due_ns:
             if self.store.backend.budget is not None:

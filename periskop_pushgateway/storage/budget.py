@@ -158,7 +158,7 @@ def _evict_down_to(store: "Store", group_id: int, to_free: int) -> int:
     while to_free > 0:
         if evicted:
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
-        rows, freed = store.run_write(
+        rows, freed = store.run_freeing_write(
             lambda connection, n=to_free: _evict_batch(connection, group_id, n)  # type: ignore[misc]
         )
         if not rows:

@@ -54,12 +54,14 @@ class ServerBackend:
     have closed it)."""
 
     write_lock = staticmethod(contextlib.nullcontext)
+    room_to_free = staticmethod(contextlib.nullcontext)
     wal_sync = NO_SYNC
     write_connections = None
     driver_snapshot = None
     database_stamp = None
     # MAX_DATABASE_BYTES is kept on SQLite alone (budget.py says why).
     budget = None
+    disk_reserve = None  # the server's disk is the server's
     one_writer = False
 
     def __init__(self, engine: Engine) -> None:
@@ -88,6 +90,12 @@ class ServerBackend:
 
     def committed(self, connection: Connection) -> None:
         pass
+
+    def refill_disk_reserve(self) -> None:
+        pass
+
+    def disk_problem(self, engine: Engine) -> None:
+        return None
 
     def close(self) -> None:
         pass

@@ -7,7 +7,8 @@ Each step works in batches of at most BATCH_ROWS rows, one transaction each, so 
 large the backlog (a lowered limit, months without a prune) no push waits behind pruning for
 longer than one batch takes. Every batch locks the rows of the groups it touches, in id order,
 before anything else, as a push locks its group's row first: the two never wait on each other
-in a circle (PostgreSQL)."""
+in a circle (PostgreSQL). On a full disk each batch may take the disk reserve
+(Store.run_freeing_write): hiding expired keys comes first, as what it hides is deleted later."""
 
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ def prune(store: "Store", now: int) -> dict[str, int]:
         lambda connection: connection.execute(_ANY_EXPIRED, {"cutoff": cutoff}).first()
     ):
         while True:
-            hidden = store.run_write(lambda connection: _expire_batch(connection, cutoff))
+            hidden = store.run_freeing_write(lambda connection: _expire_batch(connection, cutoff))
             pruned["expired_aggregates"] += hidden
             if hidden < BATCH_ROWS:
                 break
@@ -105,7 +106,7 @@ def prune(store: "Store", now: int) -> dict[str, int]:
                 AGGREGATE_BATCH,
                 lambda c, n, g=group_id: _evict_hidden(c, g, n),  # type: ignore[misc]
             )
-            pruned["deleted_groups"] += store.run_write(
+            pruned["deleted_groups"] += store.run_freeing_write(
                 lambda connection, g=group_id: _delete_group_if_abandoned(connection, g, cutoff)  # type: ignore[misc]
             )
     return pruned
@@ -208,7 +209,9 @@ def _drain(
         if done:
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
         limit = min(batch, excess - done)
-        evicted = store.run_write(lambda connection, limit=limit: evict_timed(connection, limit))  # type: ignore[misc]
+        evicted = store.run_freeing_write(
+            lambda connection, limit=limit: evict_timed(connection, limit)  # type: ignore[misc]
+        )
         if not evicted:
             break
         done += evicted

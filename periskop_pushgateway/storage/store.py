@@ -12,7 +12,7 @@ from io import BufferedReader
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from sqlalchemy import Connection, Float, Row, cast, func, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from .. import metrics
 from ..errors import TooManyGroups
@@ -36,6 +36,7 @@ from .planning import (
     render_insertions,
 )
 from .pruning import prune
+from .sqlite.disk_reserve import is_disk_full
 from .statements import (
     BUMP_GROUP,
     BUMP_REVISION,
@@ -148,9 +149,9 @@ class Store:
             )
 
     @contextlib.contextmanager
-    def _write_transaction(self) -> Iterator[Connection]:
+    def _write_transaction(self, free_room: bool = False) -> Iterator[Connection]:
         """A connection in a write transaction, committed when this exits without an
-        exception (on disk once flushed: see run_write)."""
+        exception (on disk once flushed: see run_write). free_room: see run_freeing_write."""
         backend = self.backend
         with backend.write_lock():
             if backend.write_connections is None:
@@ -159,7 +160,8 @@ class Store:
                     backend.committing(connection)
             else:
                 connection = backend.write_connections()
-                with connection.begin():
+                room = backend.room_to_free(connection) if free_room else contextlib.nullcontext()
+                with room, connection.begin():
                     yield connection
                     backend.committing(connection)
             backend.committed(connection)
@@ -176,6 +178,20 @@ class Store:
         result = self._run_write(apply)
         if flush:
             self.flush()
+        return result
+
+    def run_freeing_write(self, apply: Callable[[Connection], Any]) -> Any:
+        """run_write for a write that frees room (an admin delete, pruning): one that fails
+        for a full disk runs again, once, with the disk reserve released under the same hold
+        of the write lock (sqlite/disk_reserve.py). Pushes never take this way."""
+        try:
+            return self.run_write(apply)
+        except OperationalError as error:
+            if self.backend.disk_reserve is None or not is_disk_full(error):
+                raise
+        with self._write_transaction(free_room=True) as connection:
+            result = apply(connection)
+        self.flush()
         return result
 
     def flush(self) -> None:
@@ -480,7 +496,7 @@ class Store:
             )
             return new_uuid
 
-        return self.run_write(apply)
+        return self.run_freeing_write(apply)
 
     def prune(self) -> dict[str, int]:
         """Bound what is stored (pruning.py); returns how many rows each step touched."""

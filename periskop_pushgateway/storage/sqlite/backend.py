@@ -1,7 +1,8 @@
 """SQLite as the store uses it: the engine, and the pieces a write needs beside it."""
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import URL, Connection, Engine
 from ...config import sqlite_synchronous
 from ..budget import DatabaseBudget, database_budget
 from .database_stamp import DatabaseStamp
+from .disk_reserve import DiskReserve, checkpoint, writes_fail_for_room
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
 from .turn_lock import TurnLock
@@ -38,6 +40,8 @@ class SqliteBackend:
     wal_guard: WalGuard
     # MAX_DATABASE_BYTES: what the pages in use may take (budget.py).
     budget: DatabaseBudget
+    # Room on the database's filesystem that only writes freeing room may use.
+    disk_reserve: DiskReserve
     # One writer at a time: a worker's waiting writes share a transaction (group_commit.py).
     one_writer = True
 
@@ -51,6 +55,31 @@ class SqliteBackend:
         file gone in the meantime is not acknowledged (OperationalError)."""
         self.wal_guard.check_pooled(connection.connection)
         self.wal_sync.committed()
+
+    @contextlib.contextmanager
+    def room_to_free(self, connection: Connection) -> Iterator[None]:
+        """Around a write that frees room, run again on a full disk with the write lock held:
+        the reserve's blocks given back and the WAL copied into the database file first, so
+        the write's frames go at the start of the WAL file; then copied again, so the next
+        writes' frames do too. Freed pages are not zeroed meanwhile (secure_delete=FAST):
+        zeroing writes each of them to the WAL, as much as the data deleted."""
+        self.disk_reserve.release()
+        driver: Any = connection.connection.driver_connection
+        checkpoint(driver)
+        [(secure_delete,)] = driver.execute("PRAGMA secure_delete").fetchall()
+        driver.execute("PRAGMA secure_delete=FAST")
+        try:
+            yield
+        finally:
+            driver.execute(f"PRAGMA secure_delete={('OFF', 'ON', 'FAST')[secure_delete]}")
+            checkpoint(driver)
+
+    def refill_disk_reserve(self) -> None:
+        self.disk_reserve.refill()
+
+    def disk_problem(self, engine: Engine) -> str | None:
+        """Why writes fail for a full disk, or None."""
+        return writes_fail_for_room(engine, self.disk_reserve.path)
 
     def close(self) -> None:
         """Close this process's and this thread's own connections (reopened when needed)."""
@@ -73,8 +102,13 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
     )
     write_engine = engine.execution_options(sqlite_begin="BEGIN IMMEDIATE")
     path = os.path.abspath(url.database)
+    write_lock = WriteLock(f"{url.database}.writelock", timeout_s)
+    disk_reserve = DiskReserve(
+        f"{url.database}.reserve", config["SQLITE_DISK_RESERVE_BYTES"], write_lock
+    )
+    disk_reserve.refill()
     backend = SqliteBackend(
-        write_lock=WriteLock(f"{url.database}.writelock", timeout_s),
+        write_lock=write_lock,
         wal_sync=wal_sync or NO_SYNC,
         write_connections=ThreadConnections(write_engine),
         driver_snapshot=driver_snapshot,
@@ -82,5 +116,6 @@ def open_sqlite(url: URL, config: Mapping[str, Any]) -> tuple[Engine, Engine, Sq
         housekeeping_turn=TurnLock(f"{url.database}.housekeeping"),
         wal_guard=wal_guard,
         budget=database_budget(config),
+        disk_reserve=disk_reserve,
     )
     return engine, write_engine, backend

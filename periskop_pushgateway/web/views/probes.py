@@ -26,8 +26,9 @@ def healthy() -> Response:
 
 @blueprint.get("/-/ready")
 def ready() -> Response:
+    store = current_store()
     try:
-        problem = schema_problem(current_store().engine)
+        problem = schema_problem(store.engine) or store.backend.disk_problem(store.engine)
     except SQLAlchemyError as error:
         log.warning("not ready: the database does not answer: %s", error)
         return _not_ready("database unavailable")
