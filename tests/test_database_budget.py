@@ -5,6 +5,7 @@ refusing with 507 what cannot be made room for (keys and counters)."""
 import json
 import os
 import sqlite3
+import statistics
 import threading
 import time
 import uuid
@@ -231,3 +232,94 @@ def test_a_hostile_fill_stays_within_the_budget_under_gunicorn(tmp_path, databas
     for group, count in acknowledged.items():
         totals = {a["total_count"] for a in exports[group]["aggregated_errors"]}
         assert totals == {count}, group
+
+
+def fill_occurrences(path, groups, per_group, body_bytes=200):
+    """`per_group` occurrences of about body_bytes each in each of `groups` new groups of 100
+    keys, written straight into the SQLite file, as months of pushes would leave them."""
+    body = json.dumps({"error": {"class": "E", "message": "x" * body_bytes}})
+    with sqlite3.connect(path) as connection:
+        for g in range(groups):
+            group_id = connection.execute(
+                "INSERT INTO groups (name, target_uuid, revision, created_ns, last_push_ns,"
+                " occurrence_bytes) VALUES (?, ?, 0, 1, ?, ?) RETURNING id",
+                (f"old{g}", str(uuid.uuid4()), time.time_ns(), per_group * len(body)),
+            ).fetchone()[0]
+            aggregate_ids = [
+                connection.execute(
+                    "INSERT INTO aggregates (group_id, aggregation_key, key_digest, total_count,"
+                    " severity, created_ns, last_seen_ns, hidden)"
+                    " VALUES (?, ?, ?, 1, 'error', 1, ?, 0) RETURNING id",
+                    (group_id, f"E{k}", os.urandom(16), time.time_ns()),
+                ).fetchone()[0]
+                for k in range(100)
+            ]
+            connection.executemany(
+                "INSERT INTO occurrences (aggregate_id, uuid, timestamp_ns, body, body_bytes)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    (aggregate_ids[n % 100], str(uuid.UUID(int=n)), n, body, len(body))
+                    for n in range(per_group)
+                ),
+            )
+
+
+def test_no_request_waits_for_an_eviction_backlog(tmp_path, database_url, capsys):
+    """A database far past a lowered budget (300,000 occurrences, about 90 MiB, against a
+    limit of 40 MiB): housekeeping evicts about 200,000 of them while two clients push and
+    scrape, and no request waits 0.5 s for it."""
+    path = database_url.removeprefix("sqlite:///")
+    seed = production_gunicorn(database_url, tmp_path)
+    with seed:
+        requests.post(f"{seed.url}/services/jobs/errors", json=push_body(aggregate("k", 1)))
+    fill_occurrences(path, groups=10, per_group=30_000)
+    before = used_bytes(database_url)
+    budget, wal_limit = 48 * MiB, 8 * MiB
+    limit = budget - wal_limit
+    assert before > 2 * limit
+    answers, stop = [], threading.Event()  # (started, seconds, status)
+
+    def client(number, url):
+        session = requests.Session()
+        sent = 0
+        while not stop.is_set():
+            sent += 1
+            started = time.monotonic()
+            if sent % 4:  # three pushes from new processes, then a scrape
+                body = push_body(aggregate(f"k{sent % 50}", 1), target_uuid=f"{number}-{sent}")
+                response = session.post(f"{url}/services/jobs/errors", json=body, timeout=30)
+            else:
+                response = session.get(f"{url}/services/jobs/-/errors", timeout=30)
+            answers.append((started, time.monotonic() - started, response.status_code))
+
+    env = {
+        "PERISKOP_PUSHGATEWAY_MAX_DATABASE_BYTES": str(budget),
+        "PERISKOP_PUSHGATEWAY_SQLITE_WAL_LIMIT_BYTES": str(wal_limit),
+    }
+    with production_gunicorn(database_url, tmp_path, env=env) as server:
+        clients = [threading.Thread(target=client, args=(n, server.url)) for n in range(2)]
+        for thread in clients:
+            thread.start()
+        started = time.monotonic()
+        try:
+            while used_bytes(database_url) > limit * EVICT_DOWN_TO:
+                assert time.monotonic() - started < 300, "housekeeping never got within budget"
+                time.sleep(0.5)
+            evicted_at = time.monotonic()
+            time.sleep(2)  # pushes after it are answered 200 again
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join()
+    latencies = [seconds for _, seconds, _ in answers]
+    statuses = [status for _, _, status in answers]
+    with capsys.disabled():
+        print(
+            f"\n{len(answers)} requests while {before / MiB:.0f} MiB went down to "
+            f"{used_bytes(database_url) / MiB:.0f} MiB in {evicted_at - started:.1f} s: median "
+            f"{statistics.median(latencies) * 1000:.0f} ms, slowest "
+            f"{max(latencies) * 1000:.0f} ms, {statuses.count(507)} pushes refused with 507"
+        )
+    assert set(statuses) <= {200, 507}
+    assert {status for at, _, status in answers if at > evicted_at + 0.5} == {200}
+    assert max(latencies) < 0.5

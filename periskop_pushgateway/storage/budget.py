@@ -35,9 +35,8 @@ EVICT_DOWN_TO = 3 / 4
 # Occurrences deleted per transaction: each is short, so a push waits at most one of them.
 EVICTION_BATCH_ROWS = 2000
 PAUSE_BETWEEN_BATCHES_S = 0.005
-# Rows deleted free less than their bytes when their pages keep other rows (index pages):
-# the level is found again from a fresh measure, this many times at most per look.
-EVICTION_ROUNDS = 4
+# Rounds of eviction per look at most, each aimed by a fresh measure (keep_within_budget).
+EVICTION_ROUNDS = 6
 
 # The bytes of pages in use: the file's pages less those on its free list, as the calling
 # transaction sees them (its own writes included).
@@ -110,29 +109,43 @@ class Eviction:
 def keep_within_budget(store: "Store", budget: DatabaseBudget) -> Eviction | None:
     """Evict occurrences, fair share, when the pages in use are past EVICT_ABOVE of the limit;
     what it did, or None when within it. Each deletion is a short write transaction of its
-    own, so no request waits for more than one."""
+    own, so no request waits for more than one.
+
+    A row takes more than its occurrence's bytes (its header, its index entries), and pages
+    shared with rows that stay are not freed: the first round evicts for half the gap, and
+    each next one for what is left, scaled by the pages the rounds before freed per byte
+    evicted, so that the groups lose what the budget needs and not much more."""
     used = store.read_snapshot(used_bytes)
     if used <= budget.evict_above_bytes:
         return None
     before, evicted, touched = used, 0, set()
-    for _ in range(EVICTION_ROUNDS):
+    freed_pages = freed_bytes = 0
+    for round_number in range(EVICTION_ROUNDS):
+        gap = used - budget.evict_down_to_bytes
+        if round_number == 0 or not freed_bytes:
+            to_free = gap // 2
+        else:
+            pages_per_byte = min(max(freed_pages / freed_bytes, 0.25), 4.0)
+            to_free = int(gap / pages_per_byte)
         holding = store.read_snapshot(
             lambda connection: connection.execute(_GROUPS_HOLDING_OCCURRENCES).all()
         )
-        level = fair_level(
-            [row.occurrence_bytes for row in holding], used - budget.evict_down_to_bytes
-        )
-        evicted_this_round = 0
+        level = fair_level([row.occurrence_bytes for row in holding], to_free)
+        rows_this_round = bytes_this_round = 0
         for row in holding:
             if row.occurrence_bytes <= level:
                 break  # ordered by bytes, the largest first
-            rows = _evict_down_to(store, row.id, row.occurrence_bytes - level)
+            rows, freed = _evict_down_to(store, row.id, row.occurrence_bytes - level)
             if rows:
-                evicted_this_round += rows
+                rows_this_round += rows
+                bytes_this_round += freed
                 touched.add(row.name)
-        evicted += evicted_this_round
-        used = store.read_snapshot(used_bytes)
-        if used <= budget.evict_down_to_bytes or not evicted_this_round:
+        evicted += rows_this_round
+        measured = store.read_snapshot(used_bytes)
+        freed_pages += max(used - measured, 0)
+        freed_bytes += bytes_this_round
+        used = measured
+        if used <= budget.evict_down_to_bytes or not rows_this_round:
             break
     return Eviction(before, used, evicted, tuple(sorted(touched)))
 
@@ -151,10 +164,10 @@ def fair_level(held: Sequence[int], to_free: int) -> int:
     return 0
 
 
-def _evict_down_to(store: "Store", group_id: int, to_free: int) -> int:
-    """Delete the group's oldest stored occurrences until `to_free` bytes of them are gone;
-    how many rows went."""
-    evicted = 0
+def _evict_down_to(store: "Store", group_id: int, to_free: int) -> tuple[int, int]:
+    """Delete the group's oldest stored occurrences until `to_free` bytes of them are gone:
+    (rows, bytes) that went."""
+    evicted = freed_in_all = 0
     while to_free > 0:
         if evicted:
             time.sleep(PAUSE_BETWEEN_BATCHES_S)
@@ -164,8 +177,9 @@ def _evict_down_to(store: "Store", group_id: int, to_free: int) -> int:
         if not rows:
             break
         evicted += rows
+        freed_in_all += freed
         to_free -= freed
-    return evicted
+    return evicted, freed_in_all
 
 
 def _evict_batch(connection: Connection, group_id: int, to_free: int) -> tuple[int, int]:
