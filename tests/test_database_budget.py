@@ -14,6 +14,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from periskop_pushgateway import metrics
 from periskop_pushgateway.storage.budget import EVICT_ABOVE, EVICT_DOWN_TO, fair_level
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
@@ -323,3 +324,50 @@ def test_no_request_waits_for_an_eviction_backlog(tmp_path, database_url, capsys
     assert set(statuses) <= {200, 507}
     assert {status for at, _, status in answers if at > evicted_at + 0.5} == {200}
     assert max(latencies) < 0.5
+
+
+def writes_and_commits():
+    """(writes, commits) SQLite's group commit counted in this process so far."""
+    [family] = metrics.WRITES_PER_COMMIT.collect()
+    values = {sample.name: sample.value for sample in family.samples}
+    return (
+        values["periskop_pushgateway_writes_per_commit_sum"],
+        values["periskop_pushgateway_writes_per_commit_count"],
+    )
+
+
+def test_refusals_in_a_shared_commit_leave_the_other_pushes_whole(make_app, database_url):
+    """Threads of one worker push at once, so their writes share transactions (group
+    commit): a push refused for the budget rolls back its own writes alone."""
+    client_app = make_app(**budget_settings(budget_mib=16, wal_mib=8))
+    acknowledged, refused, lock = {}, [0], threading.Lock()
+
+    def pusher(number):
+        client = client_app.test_client()
+        for n in range(60):
+            key = f"t{number}-{n}-" + "k" * 900
+            body = push_body(
+                *(aggregate(f"{key}-{i}", 1) for i in range(100)), target_uuid=f"{number}-{n}"
+            )
+            response = post(client, body, f"g{number}")
+            with lock:
+                if response.status_code == 200:
+                    acknowledged[f"g{number}"] = acknowledged.get(f"g{number}", 0) + 100
+                else:
+                    assert response.status_code == 507, response.data
+                    refused[0] += 1
+
+    before = writes_and_commits()
+    threads = [threading.Thread(target=pusher, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused[0], "the budget was never reached"
+    writes, commits = (a - b for a, b in zip(writes_and_commits(), before, strict=True))
+    assert writes > commits, "no two pushes shared a commit"
+    assert used_bytes(database_url) <= 8 * MiB
+    client = client_app.test_client()
+    for group, keys in acknowledged.items():
+        exported = counts(scrape(client, group))
+        assert len(exported) == keys and set(exported.values()) == {1}
