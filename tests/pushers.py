@@ -1,6 +1,7 @@
 """Client processes pushing without pause, each remembering what the gateway acknowledged, so a
 test can say exactly which counts the export may show after a crash or a restart."""
 
+import contextlib
 import json
 import threading
 import time
@@ -14,6 +15,40 @@ from .helpers import aggregate, counts, push_body
 ANONYMOUS_KEY = "anonymous"
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 STACKTRACE = [f'  File "job.py", line {line}, in step_{line}' for line in range(20)]
+
+
+@contextlib.contextmanager
+def pushing_and_scraping(url, group, clients=2):
+    """`clients` threads running push_and_scrape while inside; yields their answers."""
+    answers, stop = [], threading.Event()
+    threads = [
+        threading.Thread(target=push_and_scrape, args=(url, group, n, stop, answers))
+        for n in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+
+def push_and_scrape(url, group, number, stop, answers):
+    """Until stop is set: three pushes from a new process each (a key of 50), then a scrape
+    of the group; (started, seconds, status) of each request appended to answers."""
+    session = requests.Session()
+    sent = 0
+    while not stop.is_set():
+        sent += 1
+        started = time.monotonic()
+        if sent % 4:
+            body = push_body(aggregate(f"Error@{sent % 50}", 1), target_uuid=f"{number}-{sent}")
+            response = session.post(f"{url}/services/{group}/errors", json=body, timeout=30)
+        else:
+            response = session.get(f"{url}/services/{group}/-/errors", timeout=30)
+        answers.append((started, time.monotonic() - started, response.status_code))
 
 
 class Pusher(threading.Thread):

@@ -18,6 +18,7 @@ from periskop_pushgateway import metrics
 from periskop_pushgateway.storage.budget import EVICT_ABOVE, EVICT_DOWN_TO, fair_level
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
+from .pushers import pushing_and_scraping
 from .servers import production_gunicorn
 
 pytestmark = pytest.mark.sqlite_only
@@ -278,40 +279,20 @@ def test_no_request_waits_for_an_eviction_backlog(tmp_path, database_url, capsys
     budget, wal_limit = 48 * MiB, 8 * MiB
     limit = budget - wal_limit
     assert before > 2 * limit
-    answers, stop = [], threading.Event()  # (started, seconds, status)
-
-    def client(number, url):
-        session = requests.Session()
-        sent = 0
-        while not stop.is_set():
-            sent += 1
-            started = time.monotonic()
-            if sent % 4:  # three pushes from new processes, then a scrape
-                body = push_body(aggregate(f"k{sent % 50}", 1), target_uuid=f"{number}-{sent}")
-                response = session.post(f"{url}/services/jobs/errors", json=body, timeout=30)
-            else:
-                response = session.get(f"{url}/services/jobs/-/errors", timeout=30)
-            answers.append((started, time.monotonic() - started, response.status_code))
-
     env = {
         "PERISKOP_PUSHGATEWAY_MAX_DATABASE_BYTES": str(budget),
         "PERISKOP_PUSHGATEWAY_SQLITE_WAL_LIMIT_BYTES": str(wal_limit),
     }
-    with production_gunicorn(database_url, tmp_path, env=env) as server:
-        clients = [threading.Thread(target=client, args=(n, server.url)) for n in range(2)]
-        for thread in clients:
-            thread.start()
+    with (
+        production_gunicorn(database_url, tmp_path, env=env) as server,
+        pushing_and_scraping(server.url, "jobs") as answers,  # (started, seconds, status)
+    ):
         started = time.monotonic()
-        try:
-            while used_bytes(database_url) > limit * EVICT_DOWN_TO:
-                assert time.monotonic() - started < 300, "housekeeping never got within budget"
-                time.sleep(0.5)
-            evicted_at = time.monotonic()
-            time.sleep(2)  # pushes after it are answered 200 again
-        finally:
-            stop.set()
-            for thread in clients:
-                thread.join()
+        while used_bytes(database_url) > limit * EVICT_DOWN_TO:
+            assert time.monotonic() - started < 300, "housekeeping never got within budget"
+            time.sleep(0.5)
+        evicted_at = time.monotonic()
+        time.sleep(2)  # pushes after it are answered 200 again
     latencies = [seconds for _, seconds, _ in answers]
     statuses = [status for _, _, status in answers]
     with capsys.disabled():

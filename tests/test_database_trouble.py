@@ -67,6 +67,17 @@ def small_filesystem(path, size="2m"):
         subprocess.run(["umount", "-l", str(path)], check=True)
 
 
+def fill_filesystem(path):
+    """Write the file `path` until its filesystem is full."""
+    with open(path, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError:
+            pass  # the disk is full
+
+
 def remount(path, mode):
     subprocess.run(["mount", "-o", f"remount,{mode}", str(path)], check=True)
 
@@ -99,13 +110,7 @@ def test_a_full_disk_gives_503_then_recovers(make_app, tmp_path):
         post(client, push_body(aggregate("small", 1), target_uuid="p"))
         before = client.get("/-/errors").data
         filler = folder / "filler"
-        with open(filler, "wb") as out:
-            try:
-                while True:
-                    out.write(b"\0" * 65536)
-                    out.flush()
-            except OSError:
-                pass  # the disk is full
+        fill_filesystem(filler)
 
         assert_unavailable(client.post("/errors", data=json.dumps(big_push("big"))))
         assert client.get("/-/errors").data == before

@@ -19,7 +19,7 @@ from periskop_pushgateway.config import SETTINGS
 
 from .helpers import aggregate, counts, occurrence, post, push_body, scrape
 from .servers import production_gunicorn
-from .test_database_trouble import small_filesystem
+from .test_database_trouble import fill_filesystem, small_filesystem
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -208,13 +208,7 @@ def test_gunicorn_workers_tell_a_disk_filled_from_outside_and_recover_once_freed
             assert push_ok(gateway, 1)
             assert every_worker_answers(gateway, "/-/ready", lambda r: r.status_code == 200)
             filler = folder / "filler"
-            with open(filler, "wb") as out:
-                try:
-                    while True:
-                        out.write(b"\0" * 65536)
-                        out.flush()
-                except OSError:
-                    pass  # the disk is full
+            fill_filesystem(filler)
             assert not push_ok(gateway, 2)
             assert every_worker_answers(gateway, "/-/ready", not_ready_for_a_full_disk)
 

@@ -13,6 +13,7 @@ import requests
 from periskop_pushgateway.app import create_app
 
 from .helpers import aggregate, counts, post, push_body, scrape
+from .pushers import pushing_and_scraping
 from .servers import served_by_console_script
 
 BACKLOG = 1_000_000
@@ -84,40 +85,18 @@ def test_no_request_waits_for_housekeeping_draining_a_million_rows(tmp_path, mon
     fill_counters(path, "jobs", BACKLOG)
     monkeypatch.setenv("PERISKOP_PUSHGATEWAY_MAX_COUNTERS_PER_GROUP", str(CAP))
 
-    latencies, statuses, stop = [], [], threading.Event()
-
-    def client(number):
-        session = requests.Session()
-        sent = 0
-        while not stop.is_set():
-            sent += 1
-            started = time.monotonic()
-            if sent % 4:  # three pushes from new processes, then a scrape
-                process = f"{number}-{sent}"
-                body = push_body(aggregate(KEYS[sent % len(KEYS)], 1), target_uuid=process)
-                response = session.post(f"{url}/services/jobs/errors", json=body, timeout=30)
-            else:
-                response = session.get(f"{url}/services/jobs/-/errors", timeout=30)
-            latencies.append(time.monotonic() - started)
-            statuses.append(response.status_code)
-
-    with served_by_console_script(database_url, tmp_path / "gateway.log") as server:
-        url = server.url
-        clients = [threading.Thread(target=client, args=(n,)) for n in range(2)]
-        for thread in clients:
-            thread.start()
+    with (
+        served_by_console_script(database_url, tmp_path / "gateway.log") as server,
+        pushing_and_scraping(server.url, "jobs") as answers,  # (started, seconds, status)
+    ):
         started = time.monotonic()
-        try:
-            # The first push starts each worker's housekeeping; the first tick prunes.
-            while counter_rows(path) > CAP + len(statuses):
-                assert time.monotonic() - started < 300, f"{counter_rows(path)} rows left"
-                time.sleep(0.5)
-            drained_s = time.monotonic() - started
-        finally:
-            stop.set()
-            for thread in clients:
-                thread.join()
-    assert set(statuses) == {200}
+        # The first push starts each worker's housekeeping; the first tick prunes.
+        while counter_rows(path) > CAP + len(answers):
+            assert time.monotonic() - started < 300, f"{counter_rows(path)} rows left"
+            time.sleep(0.5)
+        drained_s = time.monotonic() - started
+    latencies = [seconds for _, seconds, _ in answers]
+    assert {status for _, _, status in answers} == {200}
     print(
         f"{len(latencies)} requests while {BACKLOG:,} counters drained in {drained_s:.1f} s: "
         f"median {statistics.median(latencies) * 1000:.0f} ms, "

@@ -185,9 +185,20 @@ def _evict_down_to(store: "Store", group_id: int, to_free: int) -> tuple[int, in
 def _evict_batch(connection: Connection, group_id: int, to_free: int) -> tuple[int, int]:
     """Delete at most EVICTION_BATCH_ROWS of the group's oldest occurrences, enough for
     to_free bytes: (rows, bytes)."""
-    oldest = connection.execute(
-        OLDEST_OCCURRENCES, {"group_id": group_id, "limit": EVICTION_BATCH_ROWS}
-    ).all()
+    rows, freed = delete_oldest_occurrences(connection, group_id, to_free, EVICTION_BATCH_ROWS)
+    if rows:
+        connection.execute(SHRINK_GROUP_BYTES, {"group_id": group_id, "freed": freed})
+        connection.execute(BUMP_REVISION, {"group_id": group_id})
+    return rows, freed
+
+
+def delete_oldest_occurrences(
+    connection: Connection, group_id: int, to_free: int, most: int
+) -> tuple[int, int]:
+    """Delete the group's oldest stored occurrences (by arrival), at most `most` of them,
+    until to_free bytes of them are gone: (rows, bytes) deleted. The group's own byte count
+    is the caller's to keep."""
+    oldest = connection.execute(OLDEST_OCCURRENCES, {"group_id": group_id, "limit": most}).all()
     doomed, freed = [], 0
     for row_id, body_bytes in oldest:
         if freed >= to_free:
@@ -196,6 +207,4 @@ def _evict_batch(connection: Connection, group_id: int, to_free: int) -> tuple[i
         freed += body_bytes
     if doomed:
         connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
-        connection.execute(SHRINK_GROUP_BYTES, {"group_id": group_id, "freed": freed})
-        connection.execute(BUMP_REVISION, {"group_id": group_id})
     return len(doomed), freed

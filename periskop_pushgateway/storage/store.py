@@ -19,7 +19,7 @@ from ..errors import TooManyGroups
 from ..server.large_work import one_at_a_time
 from ..wire.render import render_export
 from ..wire.timestamps import now_ns
-from .budget import DatabaseBudget, used_bytes
+from .budget import DatabaseBudget, delete_oldest_occurrences, used_bytes
 from .engines import Database, database_size, snapshot_options
 from .export_cache import ExportFileCache
 from .group_commit import GroupCommit
@@ -52,7 +52,6 @@ from .statements import (
     INSERT_OCCURRENCES,
     NAMED_GROUPS,
     NOTE_REJECTED_PUSH,
-    OLDEST_OCCURRENCES,
     STATE_OF_KEYS,
     STORED_OCCURRENCES,
     STORED_UUIDS,
@@ -740,18 +739,9 @@ def _bound_occurrence_bytes(
         return occurrence_bytes
     to_free = occurrence_bytes - limit + limit // 8
     while to_free > 0:
-        rows = connection.execute(
-            OLDEST_OCCURRENCES, {"group_id": group_id, "limit": _EVICTION_BATCH}
-        ).all()
-        doomed, freed = [], 0
-        for row_id, body_bytes in rows:
-            if freed >= to_free:
-                break
-            doomed.append(row_id)
-            freed += body_bytes
-        if not doomed:
+        rows, freed = delete_oldest_occurrences(connection, group_id, to_free, _EVICTION_BATCH)
+        if not rows:
             break
-        connection.execute(DELETE_OCCURRENCES, {"ids": doomed})
         occurrence_bytes -= freed
         to_free -= freed
     return occurrence_bytes
