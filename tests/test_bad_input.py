@@ -528,6 +528,20 @@ def test_a_flood_of_bad_pushes_grows_a_count_not_the_storage(client, database_ur
     assert len(report["latest_errors"]) == 10
 
 
+@pytest.mark.sqlite_only  # PostgreSQL's commits are durable as they return
+def test_a_rejected_push_waits_for_no_flush_its_records_go_with_the_next(app, client):
+    """A rejected push's report and note acknowledge nothing: they are not flushed before its
+    answer (a flood of bad pushes would cost two flushes each), but with the next push's."""
+    store = app.extensions["periskop_pushgateway"].store
+    assert client.post("/errors", data=json.dumps(push_body(aggregate("k", 1)))).status_code == 200
+    assert not store.unflushed()
+    assert client.post("/errors", data="{bad").status_code == 400
+    assert store.unflushed()
+    assert client.post("/errors", data=json.dumps(push_body(aggregate("k", 2)))).status_code == 200
+    assert not store.unflushed()
+    assert by_key(scrape(client))["InvalidPush@periskop-pushgateway"]["total_count"] == 1
+
+
 def test_deflate_and_gzip_bodies_are_accepted(client):
     body = json.dumps(push_body(aggregate("k", 2), target_uuid="p")).encode()
     assert (

@@ -34,8 +34,10 @@ def report(
     message: str,
     count: int = 1,
     http_context: dict[str, Any] | None = None,
+    flush: bool = True,
 ) -> None:
-    """Add `count` to the gateway's own error `class_name`, with this occurrence."""
+    """Add `count` to the gateway's own error `class_name`, with this occurrence. flush=False:
+    on disk with this process's next flush (Store.run_write)."""
     push = {
         "target_uuid": None,
         "aggregated_errors": [
@@ -62,7 +64,7 @@ def report(
         ],
     }
     try:
-        store.ingest(REPORT_GROUP, normalize_push(push, now_ns()), capped=False)
+        store.ingest(REPORT_GROUP, normalize_push(push, now_ns()), capped=False, flush=flush)
     except SQLAlchemyError as error:
         # Whatever the gateway answers its client stands; only the report is lost.
         log.warning("could not record the gateway's own %s report: %s", class_name, error)
@@ -89,9 +91,11 @@ def report_rejection(
         "request_body": None,
     }
     message = rejection_message(group, rejection.code, rejection.description)
-    report(gateway.store, class_name, message, http_context=context)
+    # Neither record is flushed before the answer: they acknowledge nothing, and a flood of
+    # rejected pushes would otherwise cost two flushes each. The next flush takes them.
+    report(gateway.store, class_name, message, http_context=context, flush=False)
     try:
-        gateway.store.note_rejected_push(group)
+        gateway.store.note_rejected_push(group, flush=False)
     except SQLAlchemyError as error:
         log.warning(
             "could not record when a push to %s was rejected: %s", describe_group(group), error

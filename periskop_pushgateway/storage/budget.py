@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 EVICT_ABOVE = 7 / 8
 EVICT_DOWN_TO = 3 / 4
 # Occurrences deleted per transaction: each is short, so a push waits at most one of them.
-EVICTION_BATCH_ROWS = 2000
+EVICTION_BATCH_ROWS = 1000
 PAUSE_BETWEEN_BATCHES_S = 0.005
 # Rounds of eviction per look at most, each aimed by a fresh measure (keep_within_budget).
 EVICTION_ROUNDS = 6

@@ -431,14 +431,15 @@ class Store:
         with cached:
             return cached.read()
 
-    def note_rejected_push(self, group_name: str) -> None:
+    def note_rejected_push(self, group_name: str, flush: bool = True) -> None:
         """Record that a push to this group was just rejected, if the group exists (a
-        rejected push creates no group)."""
+        rejected push creates no group). flush=False: see run_write."""
         now = self.clock()
         self.run_write(
             lambda connection: connection.execute(
                 NOTE_REJECTED_PUSH, {"group_name": group_name, "now": now}
-            )
+            ),
+            flush=flush,
         )
 
     def resolve(self, group_name: str, aggregation_key: str) -> bool:
