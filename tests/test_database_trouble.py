@@ -69,11 +69,11 @@ def small_filesystem(path, size="2m"):
 
 def fill_filesystem(path):
     """Write the file `path` until its filesystem is full."""
-    with open(path, "wb") as out:
+    # Unbuffered: a buffered file would try the bytes it holds once more when closed.
+    with open(path, "wb", buffering=0) as out:
         try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
+            while out.write(b"\0" * 65536):
+                pass
         except OSError:
             pass  # the disk is full
 

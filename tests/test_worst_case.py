@@ -8,10 +8,13 @@ occurrences in as many rows as the keys can hold; MAX_COUNTERS_PER_GROUP counter
 gunicorn workers serve it: scrapes of the full group, pushes of MAX_BODY_BYTES.
 """
 
+import contextlib
 import functools
 import json
+import os
 import random
 import re
+import sqlite3
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +27,7 @@ from periskop_pushgateway.config import SETTINGS
 
 from .conftest import new_database_url
 from .servers import Gunicorn
+from .test_database_trouble import fill_filesystem, small_filesystem
 from .test_retention import DAY, Clock
 
 MB = 1000**2
@@ -146,6 +150,33 @@ def test_a_full_group_stays_under_the_documented_disk_figure(full_group):
     size = database_bytes(store.engine)
     print(f"full group: {size / MB:.1f} MB, rows {rows}, occurrence bytes {stored / MB:.1f} MB")
     assert size <= DOCUMENTED_GROUP_BYTES[store.engine.dialect.name]
+
+
+@pytest.mark.sqlite_only
+def test_a_full_group_is_deleted_on_a_full_disk_with_the_default_reserve(full_group, tmp_path):
+    """docs/bounds.md, "Beside the database": the default disk reserve covers the delete of a
+    full group (its log: 59 MB) once pushes have filled the disk."""
+    database_url, _app, store = full_group
+    source = database_url.removeprefix("sqlite:///")
+    with small_filesystem(tmp_path / "fs", size="256m") as folder:
+        # A copy: the group stays whole for the tests below.
+        copy = sqlite3.connect(folder / "gateway.db")
+        with contextlib.closing(sqlite3.connect(source)) as original:
+            original.backup(copy)
+        copy.execute("PRAGMA journal_mode=WAL")
+        copy.close()
+        app = create_app({"DATABASE_URL": f"sqlite:///{folder / 'gateway.db'}", "ADMIN_OPEN": True})
+        app.extensions["periskop_pushgateway"].housekeeping.in_background = False
+        reserve = SETTINGS["SQLITE_DISK_RESERVE_BYTES"][0]
+        assert os.stat(folder / "gateway.db.reserve").st_blocks * 512 == reserve
+        fill_filesystem(folder / "filler")
+        client = app.test_client()
+        assert client.post("/services/other/errors", data="{}").status_code == 503
+        assert client.delete("/services/hostile").status_code == 200, "the reserve fell short"
+        assert client.get("/services/hostile/-/errors").get_json()["aggregated_errors"] == []
+        with sqlite3.connect(folder / "gateway.db") as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        app.extensions["periskop_pushgateway"].store.close()
 
 
 # One thread per worker is the default; more (gthread workers) hold several requests at once.

@@ -94,6 +94,9 @@ class ServerBackend:
     def refill_disk_reserve(self) -> None:
         pass
 
+    def release_disk_reserve(self) -> None:
+        pass
+
     def disk_problem(self, engine: Engine) -> None:
         return None
 

@@ -153,6 +153,9 @@ class Store:
         exception (on disk once flushed: see run_write). free_room: see run_freeing_write."""
         backend = self.backend
         with backend.write_lock():
+            if free_room:
+                # Before the connection: opening one may need room too (SQLite's -shm file).
+                backend.release_disk_reserve()
             if backend.write_connections is None:
                 with self._write_engine.begin() as connection:
                     yield connection
@@ -186,7 +189,11 @@ class Store:
         try:
             return self.run_write(apply)
         except OperationalError as error:
-            if self.backend.disk_reserve is None or not is_disk_full(error):
+            # A full disk fails a write as SQLITE_FULL, or as an I/O error where SQLite could
+            # not grow a file it needs (its -shm, for a connection opened on a full disk).
+            if self.backend.disk_reserve is None or not (
+                is_disk_full(error) or self.backend.disk_reserve.short_of_room()
+            ):
                 raise
         with self._write_transaction(free_room=True) as connection:
             result = apply(connection)

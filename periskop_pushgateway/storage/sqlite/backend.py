@@ -56,14 +56,18 @@ class SqliteBackend:
         self.wal_guard.check_pooled(connection.connection)
         self.wal_sync.committed()
 
+    def release_disk_reserve(self) -> None:
+        """Give the reserve's blocks back, the write lock held (see room_to_free)."""
+        self.disk_reserve.release()
+
     @contextlib.contextmanager
     def room_to_free(self, connection: Connection) -> Iterator[None]:
-        """Around a write that frees room, run again on a full disk with the write lock held:
-        the reserve's blocks given back and the WAL copied into the database file first, so
-        the write's frames go at the start of the WAL file; then copied again, so the next
-        writes' frames do too. Freed pages are not zeroed meanwhile (secure_delete=FAST):
-        zeroing writes each of them to the WAL, as much as the data deleted."""
-        self.disk_reserve.release()
+        """Around a write that frees room, run again on a full disk with the write lock held
+        and the disk reserve released (release_disk_reserve): the WAL copied into the
+        database file first, so the write's frames go at the start of the WAL file; then
+        copied again, so the next writes' frames do too. Freed pages are not zeroed meanwhile
+        (secure_delete=FAST): zeroing writes each of them to the WAL, as much as the data
+        deleted."""
         driver: Any = connection.connection.driver_connection
         checkpoint(driver)
         [(secure_delete,)] = driver.execute("PRAGMA secure_delete").fetchall()

@@ -66,6 +66,10 @@ class DiskReserve:
                 self.size,
             )
 
+    def short_of_room(self) -> bool:
+        """Whether the filesystem has less than ROOM_FOR_WRITES free: writes fail there."""
+        return free_bytes(self.path) < ROOM_FOR_WRITES
+
     def release(self) -> int:
         """Give the reserve's blocks back to the filesystem; the caller holds the write lock.
         Returns the bytes it held."""

@@ -38,6 +38,14 @@ def create_sqlite_engine(
     def configure_connection(
         dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry
     ) -> None:
+        try:
+            set_up(dbapi_connection, record)
+        except sqlite3.Error as error:
+            # Raised from here, the driver's error would reach the app unwrapped (a 500): a
+            # connection opened on a full disk fails as any other database trouble does.
+            raise OperationalError("connect", None, error) from error
+
+    def set_up(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
         # pysqlite's own transaction handling starts transactions late and never for DDL;
         # turning it off lets the "begin" hook below issue BEGIN itself.
         dbapi_connection.isolation_level = None
