@@ -76,24 +76,24 @@ class Housekeeping:
                 log.exception("housekeeping failed")
 
     def run_if_due(self) -> dict[str, int] | None:
-        """When the interval has passed since this process last looked: report the keys
-        dropped meanwhile, and prune unless another process of the gateway is pruning; what
-        it pruned, or None."""
-        self.store.backend.refill_disk_reserve()  # given back on a full disk (disk_reserve.py)
+        """Keep the database within its budget on every call (every tick), and when the
+        interval has passed since this process last looked, report the keys dropped meanwhile
+        and prune; either only while this process holds housekeeping's turn. What it pruned,
+        or None."""
+        backend = self.store.backend
+        backend.refill_disk_reserve()  # given back on a full disk (disk_reserve.py)
         now = self.store.clock()
-        if now < self._due_ns:
-            if self.store.backend.budget is not None:
-                with self.store.backend.housekeeping_turn() as taken:
-                    if taken:
-                        self.keep_within_budget()
-            return None
-        self._due_ns = now + self.interval_ns
-        self.report_dropped_keys()
-        with self.store.backend.housekeeping_turn() as taken:
+        due = now >= self._due_ns
+        if due:
+            self._due_ns = now + self.interval_ns
+            self.report_dropped_keys()
+        elif backend.budget is None:
+            return None  # nothing to do this tick: no turn taken
+        with backend.housekeeping_turn() as taken:
             if not taken:
                 return None
             self.keep_within_budget()
-            return self.prune()
+            return self.prune() if due else None
 
     def run(self) -> dict[str, int]:
         """Prune now, keep the database within its budget, and report the keys dropped

@@ -15,7 +15,7 @@ the room for its own reuse), so it gives no cheap measure of what the gateway ho
 is watched with its server's tools."""
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,7 @@ class DatabaseBudget:
             )
 
 
-def database_budget(config: dict[str, Any] | Any) -> DatabaseBudget:
+def database_budget(config: Mapping[str, Any]) -> DatabaseBudget:
     """The budget the settings give (config_check refuses a WAL limit that leaves too little)."""
     budget = config["MAX_DATABASE_BYTES"]
     return DatabaseBudget(budget, budget - config["SQLITE_WAL_LIMIT_BYTES"])

@@ -24,7 +24,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from .sqlite.backend import SqliteBackend, open_sqlite
 from .sqlite.wal_sync import NO_SYNC
@@ -96,6 +96,9 @@ class ServerBackend:
 
     def release_disk_reserve(self) -> None:
         pass
+
+    def failed_for_room(self, error: OperationalError) -> bool:
+        return False  # the server's disk is the server's: no reserve to release
 
     def disk_problem(self, engine: Engine) -> None:
         return None

@@ -36,7 +36,6 @@ from .planning import (
     render_insertions,
 )
 from .pruning import prune
-from .sqlite.disk_reserve import is_disk_full
 from .statements import (
     BUMP_GROUP,
     BUMP_REVISION,
@@ -189,11 +188,7 @@ class Store:
         try:
             return self.run_write(apply)
         except OperationalError as error:
-            # A full disk fails a write as SQLITE_FULL, or as an I/O error where SQLite could
-            # not grow a file it needs (its -shm, for a connection opened on a full disk).
-            if self.backend.disk_reserve is None or not (
-                is_disk_full(error) or self.backend.disk_reserve.short_of_room()
-            ):
+            if not self.backend.failed_for_room(error):
                 raise
         with self._write_transaction(free_room=True) as connection:
             result = apply(connection)

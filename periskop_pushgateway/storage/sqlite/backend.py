@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import URL, Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 from ...config import sqlite_synchronous
 from ..budget import DatabaseBudget, database_budget
 from .database_stamp import DatabaseStamp
-from .disk_reserve import DiskReserve, checkpoint, writes_fail_for_room
+from .disk_reserve import DiskReserve, checkpoint, is_disk_full, writes_fail_for_room
 from .engine import create_sqlite_engine
 from .thread_connections import ThreadConnections
 from .turn_lock import TurnLock
@@ -55,6 +56,11 @@ class SqliteBackend:
         file gone in the meantime is not acknowledged (OperationalError)."""
         self.wal_guard.check_pooled(connection.connection)
         self.wal_sync.committed()
+
+    def failed_for_room(self, error: OperationalError) -> bool:
+        """Whether a write failed for a full disk: SQLITE_FULL, or an I/O error where SQLite
+        could not grow a file it needs (its -shm, for a connection opened on a full disk)."""
+        return is_disk_full(error) or self.disk_reserve.short_of_room()
 
     def release_disk_reserve(self) -> None:
         """Give the reserve's blocks back, the write lock held (see room_to_free)."""
